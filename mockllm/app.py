@@ -1,0 +1,188 @@
+"""The HTTP adapter: a starlette app that serves an Engine over the OpenAI routes.
+
+It only moves bytes: the Engine decides what to answer; this sends it, waiting until
+each write's deadline (offsets from the request's arrival, so no drift builds up), and
+drops the connection when a fault says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .engine import Engine
+from .plan import Answer
+from .wire import error_body
+
+__all__ = ["Aborted", "create_app", "send_answer"]
+
+
+class Aborted(Exception):
+    """Raised after the response started, so the server drops the connection (a fault)."""
+
+
+class _QuietAborts(logging.Filter):
+    """Keep planned connection drops out of uvicorn's error log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, Aborted)
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietAborts())
+
+
+def _error(status: int, message: str, code: str | None = None) -> Response:
+    body = error_body(message, "invalid_request_error", None, code)
+    return Response(body, status, media_type="application/json")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def send_answer(answer: Answer, receive: Receive, send: Send, start: float) -> None:
+    """Send an Answer over ASGI, each part at its deadline (loop time `start` + offset)."""
+    loop = asyncio.get_running_loop()
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    entry = answer.entry
+    if answer.writes is None:
+        if answer.delay > 0:
+            await _until(loop, start + answer.delay)
+        if answer.abort:
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+            if entry is not None:
+                entry.aborted = True
+            raise Aborted
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+        return
+
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    # A client that goes away must not keep a stalled or slow stream alive: watch for it.
+    writer = asyncio.current_task()
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        if writer is not None:
+            writer.cancel()
+
+    watcher = loop.create_task(watch())
+    try:
+        for write in answer.writes:
+            deadline = start + write.at
+            if deadline > loop.time():
+                await _until(loop, deadline)
+            if write.abort:
+                if entry is not None:
+                    entry.aborted = True
+                raise Aborted
+            await send({"type": "http.response.body", "body": write.data, "more_body": True})
+            if entry is not None:
+                entry.sent.append(loop.time() - start)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # the server is shutting down, not the client leaving
+    finally:
+        watcher.cancel()
+
+
+async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class _Endpoint:
+    """Makes starlette treat a bound method as a raw ASGI app (not a request handler)."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handler(scope, receive, send)
+
+
+class _Routes:
+    """The endpoints; each finds its Engine (the default one, or a namespace's)."""
+
+    def __init__(self, engine: Engine, namespaces: MutableMapping[str, Engine]) -> None:
+        self.engine = engine
+        self.namespaces = namespaces
+
+    def _engine(self, scope: Scope) -> Engine | None:
+        ns = scope.get("path_params", {}).get("ns")
+        return self.engine if ns is None else self.namespaces.get(ns)
+
+    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = asyncio.get_running_loop().time()
+        engine = self._engine(scope)
+        body = await _read_body(receive)
+        if engine is None:
+            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(scope, receive, send)
+            return
+        deployment = scope.get("path_params", {}).get("deployment")
+        answer = engine.chat(body, _headers(scope), path=scope["path"], default_model=deployment)
+        await send_answer(answer, receive, send, start)
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        engine = self._engine(scope)
+        if engine is None:
+            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(scope, receive, send)
+            return
+        model_id = scope.get("path_params", {}).get("model_id")
+        answer = engine.models() if model_id is None else engine.model(model_id)
+        await send_answer(answer, receive, send, asyncio.get_running_loop().time())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _error(405, f"Method {request.method} not allowed on {request.url.path}.", "method_not_allowed")
+    return _error(exc.status_code, f"Invalid URL ({request.method} {request.url.path})")
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    body = error_body(f"mockllm internal error: {type(exc).__name__}: {exc}", "server_error", None, "mockllm_bug")
+    return Response(body, 500, media_type="application/json")
+
+
+def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = None) -> Starlette:
+    """The ASGI app. `namespaces` maps a name to an Engine served under /ns/{name}/v1."""
+    routes_of = _Routes(engine, namespaces if namespaces is not None else {})
+    v1: list[Any] = [
+        ("/v1/chat/completions", _Endpoint(routes_of.chat), ["POST"]),
+        ("/v1/models", _Endpoint(routes_of.models), ["GET"]),
+        ("/v1/models/{model_id:path}", _Endpoint(routes_of.models), ["GET"]),
+    ]
+    routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in v1]
+    routes += [Route("/ns/{ns}" + path, endpoint, methods=methods) for path, endpoint, methods in v1]
+    routes.append(Route("/openai/deployments/{deployment}/chat/completions", _Endpoint(routes_of.chat), methods=["POST"]))
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})

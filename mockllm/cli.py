@@ -1,0 +1,92 @@
+"""The command line: `mockllm serve`, `mockllm validate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .engine import Engine
+from .errors import ScenarioError
+from .loader import bundled_scenarios, load
+
+__all__ = ["main"]
+
+
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mockllm",
+        description="A deterministic fake of an OpenAI-compatible LLM provider.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="serve scenarios as a local OpenAI-compatible endpoint")
+    serve.add_argument(
+        "--scenarios",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="a scenario file or folder (repeatable; default: the bundled scenarios)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0 picks one)")
+    serve.add_argument("--seed", type=int, default=0, help="seed for rules that set none (default: 0)")
+    serve.add_argument(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="S",
+        help="multiply every delay: 0 sends at once, 1 as written, 0.1 ten times faster (default: 1)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs speed)")
+    validate = sub.add_parser("validate", help="check scenario files; exit 1 at the first bad one")
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return _validate(args.paths)
+    return _serve(args)
+
+
+def _validate(paths: list[Path]) -> int:
+    for path in paths:
+        try:
+            scenarios = load(path)
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        for scenario in scenarios:
+            print(f"ok {scenario.source}: {len(scenario.rules)} rule(s)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import run
+
+    paths: list[Path] = args.scenarios or [bundled_scenarios()]
+    engine = Engine(seed=args.seed, time_scale=args.time_scale)
+    try:
+        for path in paths:
+            engine.load(path)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    rules = len(engine.router.rules)
+    where = ", ".join(str(p) for p in paths)
+    print(f"mockllm: {rules} rule(s) from {where}", file=sys.stderr)
+    print(f"mockllm: OPENAI_BASE_URL=http://{args.host}:{args.port}/v1", file=sys.stderr)
+    run(engine, host=args.host, port=args.port, access_log=args.access_log)
+    return 0

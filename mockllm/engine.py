@@ -1,0 +1,141 @@
+"""The Engine: scenarios, router and journal together; request bytes in, Answer out.
+
+It is the one object every adapter drives (the starlette app, the in-process
+transports, the pytest plugin). It imports no web framework and opens no socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import RequestError
+from .journal import Journal
+from .loader import Scenario, load, load_mapping
+from .plan import Answer, error_answer, plan
+from .request import parse_chat
+from .router import Hit, Router
+from .wire import error_body, model_object, models_body, dumps
+
+__all__ = ["DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+# Scripted errors may not use it (the loader refuses 418), so it always means "no rule".
+NO_MATCH_STATUS = 418
+_NO_RETRY = [("x-should-retry", "false")]
+
+
+class Engine:
+    """A fake provider: answers requests from its rules, and remembers each request."""
+
+    def __init__(
+        self,
+        scenarios: str | Path | Iterable[Scenario] | None = None,
+        *,
+        seed: int = 0,
+        time_scale: float = 1.0,
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError(f"time_scale must be 0 or more, got {time_scale}")
+        self.seed = seed
+        self.time_scale = time_scale
+        self.router = Router()
+        self.journal = Journal()
+        if isinstance(scenarios, str | Path):
+            self.load(scenarios)
+        elif scenarios is not None:
+            for scenario in scenarios:
+                self.router.add(scenario.rules)
+
+    def load(self, path: str | Path) -> list[Scenario]:
+        """Add the rules of a scenario file or folder (after the rules already there)."""
+        scenarios = load(path)
+        for scenario in scenarios:
+            self.router.add(scenario.rules)
+        return scenarios
+
+    def add(self, data: Mapping[str, Any], source: str = "<inline>") -> Scenario:
+        """Add rules from a mapping: a whole scenario (`rules:`), or one rule (`reply:`...)."""
+        if "rules" not in data:
+            data = {"version": 1, "rules": [dict(data)]}
+        elif "version" not in data:
+            data = {"version": 1, **data}
+        scenario = load_mapping(dict(data), source)
+        self.router.add(scenario.rules)
+        return scenario
+
+    def reset(self) -> None:
+        """Start every sequence over and empty the journal; the rules stay."""
+        self.router.reset()
+        self.journal.clear()
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def chat(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        path: str = "/v1/chat/completions",
+        default_model: str | None = None,
+    ) -> Answer:
+        """Answer a Chat Completions request. `headers` must have lower-case names."""
+        entry = self.journal.open("chat", path, headers, body)
+        try:
+            request = parse_chat(body, headers, default_model)
+        except RequestError as exc:
+            entry.status = exc.status
+            entry.error = exc.message
+            answer = error_answer(exc.status, error_body(exc.message, exc.type, exc.param, exc.code), _request_id(entry.index))
+            answer.entry = entry
+            return answer
+        entry.stream = request.stream
+        routed = self.router.route(request, "chat")
+        if isinstance(routed, Hit):
+            answer = plan(routed, request, seed=self.seed, scale=self.time_scale)
+            entry.rule = routed.rule.name
+            entry.call_index = routed.call_index
+        else:
+            message = routed.explain()
+            entry.error = message
+            answer = error_answer(
+                NO_MATCH_STATUS,
+                error_body(message, "mockllm_error", None, "no_rule_matched"),
+                _request_id(entry.index),
+                _NO_RETRY,
+            )
+        entry.status = answer.status
+        answer.entry = entry
+        return answer
+
+    def model_ids(self) -> list[str]:
+        """The models the scenarios name (literal `match.model`, reply `model`), and a default."""
+        names = [DEFAULT_MODEL]
+        for rule in self.router.rules:
+            glob = rule.match.model
+            if glob and not any(ch in glob for ch in "*?["):
+                names.append(glob)
+            names.extend(s.spec.model for s in rule.replies if s.spec.model)
+        return list(dict.fromkeys(names))
+
+    def models(self) -> Answer:
+        return Answer(200, [("content-type", "application/json")], models_body(self.model_ids()))
+
+    def model(self, model_id: str) -> Answer:
+        from fnmatch import fnmatchcase
+
+        known = model_id in self.model_ids() or any(
+            r.match.model and fnmatchcase(model_id, r.match.model) for r in self.router.rules
+        )
+        if not known:
+            message = f"The model `{model_id}` does not exist or you do not have access to it."
+            body = error_body(message, "invalid_request_error", None, "model_not_found")
+            return error_answer(404, body, _request_id(-1))
+        return Answer(200, [("content-type", "application/json")], dumps(model_object(model_id)).encode())
+
+
+def _request_id(index: int) -> str:
+    from .derive import Derived
+
+    return Derived(0, "engine", index).request_id

@@ -1,0 +1,331 @@
+"""Scenario files in, router rules out; every problem reported as file:line: key: what.
+
+YAML is read twice: once for the data, once as a node tree for the line of every key.
+Validation is pydantic's; its errors are rewritten to name the YAML path and line, with
+a "did you mean" for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import Problem, ScenarioError
+from .router import Rule
+from .script import compile_reply
+from .scenario import (
+    BODY_KEYS,
+    Defaults,
+    ErrorSpec,
+    Fault,
+    Framing,
+    Generate,
+    Keepalive,
+    Match,
+    Reply,
+    RuleSpec,
+    ScenarioFile,
+    TextMatch,
+    Timing,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["Scenario", "bundled_scenarios", "load", "load_mapping", "load_text"]
+
+PathKey = tuple[str | int, ...]
+_SUFFIXES = (".yaml", ".yml")
+
+# Which model a mapping is, by the key it sits under (for "did you mean" on unknown keys).
+_MODEL_UNDER: dict[str, type[BaseModel]] = {
+    "": ScenarioFile,
+    "defaults": Defaults,
+    "rules": RuleSpec,
+    "match": Match,
+    "user": TextMatch,
+    "system": TextMatch,
+    "reply": Reply,
+    "replies": Reply,
+    "tool_calls": ToolCall,
+    "usage": Usage,
+    "generate": Generate,
+    "timing": Timing,
+    "error": ErrorSpec,
+    "fault": Fault,
+    "framing": Framing,
+    "keepalive": Keepalive,
+}
+
+
+class Scenario:
+    """A loaded scenario file: its rules, ready for a Router, and its time scale."""
+
+    def __init__(self, source: str, rules: list[Rule], time_scale: float | None) -> None:
+        self.source = source
+        self.rules = rules
+        self.time_scale = time_scale
+
+    def __repr__(self) -> str:
+        return f"Scenario({self.source!r}, {len(self.rules)} rules)"
+
+
+def bundled_scenarios() -> Path:
+    """The scenarios shipped with mockllm (in the wheel, or beside the source tree)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "scenarios", here.parent / "scenarios"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the bundled scenarios are missing from this installation")
+
+
+def load(path: str | Path) -> list[Scenario]:
+    """Load a scenario file, or every *.yaml/*.yml under a folder (sorted by path)."""
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+        if not files:
+            raise ScenarioError([Problem(str(root), None, "", "no *.yaml or *.yml scenario files in this folder")])
+        return [_load_file(p) for p in files]
+    if not root.exists():
+        raise ScenarioError([Problem(str(root), None, "", "no such file or folder")])
+    return [_load_file(root)]
+
+
+def _load_file(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
+    return load_text(text, str(path))
+
+
+def load_text(text: str, source: str = "<text>") -> Scenario:
+    """Load a scenario from YAML text; `source` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ScenarioError([Problem(source, line, "", f"invalid YAML: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem(source, None, "", f"invalid YAML: {exc}")]) from None
+    lines: dict[PathKey, int] = {}
+    duplicates: list[Problem] = []
+    if node is not None:
+        _index_lines(node, (), lines, duplicates, source)
+    if duplicates:
+        raise ScenarioError(duplicates)
+    return load_mapping(data, source, lines)
+
+
+def load_mapping(data: Any, source: str = "<inline>", lines: Mapping[PathKey, int] | None = None) -> Scenario:
+    """Load a scenario from parsed data (a dict as YAML would give)."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ScenarioError([Problem(source, 1, "", f"expected a mapping with 'version: 1' and 'rules', got {got}")])
+    try:
+        spec = ScenarioFile.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_problems(exc, data, source, lines)) from None
+    return Scenario(source, _rules(spec, source, lines), spec.time_scale)
+
+
+def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> list[Rule]:
+    stem = Path(source).name
+    rules: list[Rule] = []
+    problems: list[Problem] = []
+    defaults = spec.defaults
+    for index, rule in enumerate(spec.rules):
+        replies = [rule.reply] if rule.reply is not None else list(rule.replies or ())
+        key = "reply" if rule.reply is not None else "replies"
+        merged: list[Reply] = []
+        for n, reply in enumerate(replies):
+            at: PathKey = ("rules", index, key) if key == "reply" else ("rules", index, key, n)
+            try:
+                full = _merge(defaults, reply)
+            except ValidationError as exc:
+                problems.append(Problem(source, _line(lines, at), _dotted(at), _first_message(exc)))
+                continue
+            if not full.has_body:
+                problems.append(
+                    Problem(
+                        source,
+                        _line(lines, at),
+                        _dotted(at),
+                        "a reply needs one of content, chunks, generate, tool_calls, sse, error",
+                    )
+                )
+            merged.append(full)
+        line = _line(lines, ("rules", index))
+        name = rule.name or f"{stem}:rules[{index}]"
+        rules.append(
+            Rule(
+                name=name,
+                key=f"{stem}\x1f{index}\x1f{rule.name or ''}",
+                origin=f"{source}:{line}" if line else source,
+                match=rule.match,
+                replies=tuple(compile_reply(r) for r in merged),
+                cycle=rule.reply is not None,
+                times=rule.times,
+                priority=rule.priority,
+                seed=rule.seed if rule.seed is not None else (defaults.seed if defaults else None),
+                time_scale=spec.time_scale,
+            )
+        )
+    if problems:
+        raise ScenarioError(problems)
+    return rules
+
+
+def _merge(defaults: Defaults | None, reply: Reply) -> Reply:
+    if defaults is None:
+        return reply
+    base = defaults.model_dump(exclude_unset=True, exclude={"seed"})
+    own = reply.model_dump(exclude_unset=True)
+    if any(k in own for k in BODY_KEYS):
+        for k in BODY_KEYS:
+            base.pop(k, None)
+    timing_own = own.get("timing") or {}
+    if "timing" in base and "timing" in own:
+        if "preset" in timing_own:
+            base.pop("timing")  # a preset is a whole profile: the defaults' gaps would undo it
+        else:
+            inherited = dict(base.pop("timing"))
+            if "chunk_ms" in timing_own or "total_ms" in timing_own:
+                inherited.pop("chunk_ms", None)
+                inherited.pop("total_ms", None)
+            own["timing"] = {**inherited, **timing_own}
+    if "framing" in base and "framing" in own:
+        own["framing"] = {**base.pop("framing"), **own["framing"]}
+    return Reply.model_validate({**base, **own})
+
+
+# -- error reporting -------------------------------------------------------------------
+
+
+def _index_lines(node: yaml.Node, at: PathKey, lines: dict[PathKey, int], dupes: list[Problem], source: str) -> None:
+    lines.setdefault(at, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                dupes.append(Problem(source, key_node.start_mark.line + 1, _dotted((*at, key)), "duplicate key"))
+            seen.add(key)
+            lines[(*at, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*at, key), lines, dupes, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*at, i)] = item.start_mark.line + 1
+            _index_lines(item, (*at, i), lines, dupes, source)
+
+
+def _dotted(at: Iterable[str | int]) -> str:
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line(lines: Mapping[PathKey, int], at: PathKey) -> int | None:
+    while True:
+        if at in lines:
+            return lines[at]
+        if not at:
+            return None
+        at = at[:-1]
+
+
+def _data_path(data: Any, loc: Sequence[str | int]) -> PathKey:
+    """Pydantic's loc without its union tags: only the steps that exist in the data."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_union_tag(part):
+            out.append(part)  # a missing key: name it
+            node = None
+        # anything else is a union tag ("float", "list[float]"): skip it
+    return tuple(out)
+
+
+def _is_union_tag(part: str) -> bool:
+    return "[" in part or part in {"float", "int", "str", "bool", "dict", "list", "function-after"} or "-" in part
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parent_model(at: PathKey) -> type[BaseModel] | None:
+    for part in reversed(at[:-1]):
+        if isinstance(part, str):
+            return _MODEL_UNDER.get(part)
+    return ScenarioFile
+
+
+def _explain(err: Mapping[str, Any], at: PathKey) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        model = _parent_model(at)
+        known = list(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(at[-1]), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}; expected one of: {', '.join(known)}"
+    if kind in ("float_parsing", "float_type"):
+        return f"expected a number, got {_show(value)}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected a whole number, got {_show(value)}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"expected true or false, got {_show(value)}"
+    if kind == "string_type":
+        return f"expected text, got {_show(value)}"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', 'one of the listed values')}, got {_show(value)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {_show(value)}"
+    if kind == "list_type":
+        return f"expected a list, got {_show(value)}"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length', 1)} item(s)"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()), "?")
+        return f"expected a number {op} {bound}, got {_show(value)}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return str(err["msg"])
+
+
+def _problems(exc: ValidationError, data: Any, source: str, lines: Mapping[PathKey, int]) -> list[Problem]:
+    out: list[Problem] = []
+    seen: set[PathKey] = set()
+    for err in exc.errors():
+        at = _data_path(data, err["loc"])
+        if at in seen:
+            continue  # a union reports once per member; the first says enough
+        seen.add(at)
+        out.append(Problem(source, _line(lines, at), _dotted(at), _explain(err, at)))
+    return out
+
+
+def _first_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return _explain(err, tuple(err["loc"]))

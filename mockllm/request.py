@@ -1,0 +1,155 @@
+"""A chat request, parsed and checked as OpenAI checks it (same messages, same params)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RequestError
+from .tokens import count_tokens
+
+__all__ = ["ChatRequest", "parse_chat"]
+
+_JSON_HINT = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What the router and the reply builder need to know of a chat request."""
+
+    body: dict[str, Any]
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    include_usage: bool
+    include_obfuscation: bool
+    headers: Mapping[str, str]  # lower-case names
+    user_text: str | None  # the last user message
+    system_text: str | None  # the first system or developer message
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Counted as OpenAI's cookbook does: 3 per message, 3 to prime the reply."""
+        total = 3
+        for message in self.messages:
+            total += 3 + count_tokens(message_text(message))
+            if isinstance(message.get("name"), str):
+                total += 1 + count_tokens(message["name"])
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    total += count_tokens(str(function.get("name", ""))) + count_tokens(str(function.get("arguments", "")))
+        return total
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """A message's text: a string, or the text parts of a list of parts joined."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}.get(
+        type(value), "an object" if isinstance(value, dict) else "null" if value is None else type(value).__name__
+    )
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> RequestError:
+    return RequestError(
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> ChatRequest:
+    """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(_JSON_HINT) from None
+    if not isinstance(body, dict):
+        raise RequestError(
+            f"Invalid type for request body: expected an object, but got {_type_name(body)} instead.",
+            code="invalid_type",
+        )
+    model = body.get("model", default_model)
+    if model is None:
+        raise RequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        raise _invalid_type("model", "a string", model)
+    if "messages" not in body:
+        raise RequestError("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise _invalid_type("messages", "an array", messages)
+    if not messages:
+        raise RequestError(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    user_text: str | None = None
+    system_text: str | None = None
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _invalid_type(f"messages[{i}]", "an object", message)
+        if "role" not in message:
+            raise RequestError(
+                f"Missing required parameter: 'messages[{i}].role'.",
+                param=f"messages[{i}].role",
+                code="missing_required_parameter",
+            )
+        role = message["role"]
+        if role not in _ROLES:
+            raise RequestError(
+                f"Invalid value: {json.dumps(role)}. Supported values are: {', '.join(repr(r) for r in _ROLES)}.",
+                param=f"messages[{i}].role",
+                code="invalid_value",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _invalid_type(f"messages[{i}].content", "one of a string or array of objects", content)
+        if role == "user":
+            user_text = message_text(message)
+        elif role in ("system", "developer") and system_text is None:
+            system_text = message_text(message)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _invalid_type("stream", "a boolean", stream)
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise _invalid_type("stream_options", "an object", options)
+        if not stream:
+            raise RequestError(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+                code="invalid_value",
+            )
+    options = options or {}
+    return ChatRequest(
+        body=body,
+        model=model,
+        messages=messages,
+        stream=stream,
+        include_usage=options.get("include_usage") is True,
+        include_obfuscation=options.get("include_obfuscation", True) is not False,
+        headers=headers,
+        user_text=user_text,
+        system_text=system_text,
+    )

@@ -1,0 +1,258 @@
+"""The scenario file format (v1), as pydantic models.
+
+These models are the contract users write against: keys are added, never renamed. They
+only describe; the loader (`loader.py`) turns them into router rules and reports errors
+with file, line and key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "BODY_KEYS",
+    "Defaults",
+    "ErrorSpec",
+    "Fault",
+    "Framing",
+    "Generate",
+    "Keepalive",
+    "Match",
+    "Reply",
+    "RuleSpec",
+    "ScenarioFile",
+    "TextMatch",
+    "Timing",
+    "ToolCall",
+    "Usage",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+FaultKind = Literal["disconnect", "error_event", "stall", "malformed", "no_done", "no_finish"]
+
+# The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
+BODY_KEYS = ("content", "chunks", "generate", "tool_calls", "sse", "error")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextMatch(_Strict):
+    """A condition on a message's text: exactly one of equals, contains, regex."""
+
+    equals: str | None = None
+    contains: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TextMatch:
+        given = [k for k in ("equals", "contains", "regex") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("expected exactly one of equals, contains, regex")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
+        return self
+
+    def test(self, text: str | None) -> bool:
+        if text is None:
+            return False
+        if self.equals is not None:
+            return text == self.equals
+        if self.contains is not None:
+            return self.contains in text
+        assert self.regex is not None
+        return re.search(self.regex, text) is not None
+
+    def describe(self) -> str:
+        if self.equals is not None:
+            return f"equals {self.equals!r}"
+        if self.contains is not None:
+            return f"contains {self.contains!r}"
+        return f"matches regex {self.regex!r}"
+
+
+class Match(_Strict):
+    """Conditions on a request; all given ones must hold, a left-out one holds always."""
+
+    endpoint: Literal["chat"] | None = None
+    model: str | None = None  # a glob: "gpt-4o*"
+    stream: bool | None = None
+    user: TextMatch | None = None  # the last user message
+    system: TextMatch | None = None  # the first system (or developer) message
+    headers: dict[str, str] | None = None  # name (any case) -> exact value
+
+
+class ToolCall(_Strict):
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    id: str | None = None
+
+
+class Usage(_Strict):
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+
+
+class Generate(_Strict):
+    """Faker text from the seed: one of sentences, words, paragraphs (default 3 sentences)."""
+
+    sentences: int | None = Field(default=None, ge=1, le=1000)
+    words: int | None = Field(default=None, ge=1, le=10000)
+    paragraphs: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Generate:
+        if sum(v is not None for v in (self.sentences, self.words, self.paragraphs)) > 1:
+            raise ValueError("expected only one of sentences, words, paragraphs")
+        return self
+
+
+class Timing(_Strict):
+    """When chunks are sent, in milliseconds from the request's arrival."""
+
+    preset: str | None = None  # a named profile, see timing.PRESETS
+    ttft_ms: float | None = Field(default=None, ge=0)
+    chunk_ms: float | list[float] | None = None
+    jitter_ms: float | None = Field(default=None, ge=0)
+    total_ms: float | None = Field(default=None, ge=0)
+
+    @field_validator("chunk_ms")
+    @classmethod
+    def _non_negative(cls, value: float | list[float] | None) -> float | list[float] | None:
+        values = value if isinstance(value, list) else [value] if value is not None else []
+        if any(v < 0 for v in values):
+            raise ValueError("expected gaps of 0 ms or more")
+        if isinstance(value, list) and not value:
+            raise ValueError("expected at least one gap in the list")
+        return value
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        from .timing import PRESETS
+
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; known: {', '.join(sorted(PRESETS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _total_or_gap(self) -> Timing:
+        if self.total_ms is not None and self.chunk_ms is not None:
+            raise ValueError("expected chunk_ms or total_ms, not both")
+        return self
+
+
+class ErrorSpec(_Strict):
+    """An HTTP error answer; left-out fields take OpenAI's values for the status."""
+
+    status: int = Field(ge=400, le=599)
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    flavour: Literal["openai", "azure"] = "openai"
+
+    @field_validator("status")
+    @classmethod
+    def _not_reserved(cls, value: int) -> int:
+        if value == 418:
+            raise ValueError("418 is reserved for 'no rule matched'; pick another status")
+        return value
+
+
+class Fault(_Strict):
+    """A failure in the middle of a stream, after `after_chunks` content chunks."""
+
+    kind: FaultKind
+    after_chunks: int = Field(default=0, ge=0)
+    stall_ms: float = Field(default=30_000, gt=0)  # never scaled: a stall must stay a stall
+    message: str | None = None  # for error_event
+
+
+class Keepalive(_Strict):
+    every_ms: float = Field(gt=0)
+    text: str = "keep-alive"
+
+
+class Framing(_Strict):
+    """How the SSE bytes are laid out and cut into network writes."""
+
+    line_ending: Literal["lf", "crlf", "cr"] = "lf"
+    split: int | None = Field(default=None, ge=1)  # cut every write after N bytes
+    coalesce: int | None = Field(default=None, ge=1)  # N events per write
+    keepalive: Keepalive | None = None
+    data_prefix: str = "data: "
+    trailing_blank_line: bool = True  # false: the last event lacks its blank line
+
+
+class Reply(_Strict):
+    """One answer. Body keys: content | chunks | generate | sse | error, and tool_calls."""
+
+    content: str | None = None
+    chunks: list[str] | None = None
+    generate: Generate | None = None
+    tool_calls: list[ToolCall] | None = None
+    sse: str | None = None
+    error: ErrorSpec | None = None
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str | None = None  # the model name the answer reports
+    system_fingerprint: str | None = None
+    timing: Timing | None = None
+    fault: Fault | None = None
+    framing: Framing | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Reply:
+        texts = [k for k in ("content", "chunks", "generate", "sse", "error") if getattr(self, k) is not None]
+        if len(texts) > 1:
+            raise ValueError(f"expected one of content, chunks, generate, sse, error; got {' and '.join(texts)}")
+        if self.tool_calls is not None and texts and texts[0] in ("sse", "error"):
+            raise ValueError(f"tool_calls cannot go with {texts[0]}")
+        return self
+
+    @property
+    def has_body(self) -> bool:
+        return any(getattr(self, k) is not None for k in BODY_KEYS)
+
+
+class Defaults(Reply):
+    """Merged into every rule: the rule's keys win; timing and framing merge key by key."""
+
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Defaults:  # type: ignore[override]
+        Reply._one_body(self)
+        return self
+
+
+class RuleSpec(_Strict):
+    name: str | None = None
+    match: Match = Field(default_factory=Match)
+    times: int | None = Field(default=None, ge=1)
+    priority: int = 0  # higher first; the same priority keeps file order
+    seed: int | None = None
+    reply: Reply | None = None
+    replies: list[Reply] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _reply_or_replies(self) -> RuleSpec:
+        if (self.reply is None) == (self.replies is None):
+            raise ValueError("expected either reply or replies")
+        return self
+
+
+class ScenarioFile(_Strict):
+    version: Literal[1]
+    defaults: Defaults | None = None
+    time_scale: float | None = Field(default=None, ge=0)  # overrides the server's
+    rules: list[RuleSpec] = Field(min_length=1)

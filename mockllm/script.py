@@ -1,0 +1,71 @@
+"""A reply compiled once, when its scenario loads: tokens cut, schedule resolved.
+
+Only what depends on the call (derived ids, generated text, the request's own token
+count) is left for request time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .scenario import Reply
+from .sse import transcript_events
+from .timing import Schedule, resolve
+from .tokens import count_tokens, split_tokens
+from .wire import dumps
+
+__all__ = ["Script", "ToolScript", "compile_reply"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolScript:
+    name: str
+    arguments: str  # JSON text, as the wire carries it
+    fragments: tuple[str, ...]  # the arguments cut as they stream
+    id: str | None  # None: derived per call
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    spec: Reply
+    content: str | None  # None: no text (tool calls only), or generated per call
+    pieces: tuple[str, ...]  # the content deltas, in order
+    tools: tuple[ToolScript, ...]
+    transcript: tuple[str, ...] | None  # the events of a verbatim `sse` reply
+    schedule: Schedule
+    finish_reason: str
+    completion_tokens: int | None  # None: counted per call (generated text)
+
+
+def compile_reply(reply: Reply) -> Script:
+    content: str | None = None
+    pieces: tuple[str, ...] = ()
+    if reply.content is not None:
+        content = reply.content
+        pieces = tuple(split_tokens(reply.content))
+    elif reply.chunks is not None:
+        content = "".join(reply.chunks)
+        pieces = tuple(reply.chunks)
+    tools = tuple(
+        ToolScript(
+            name=call.name,
+            arguments=(args := call.arguments if isinstance(call.arguments, str) else dumps(call.arguments)),
+            fragments=tuple(split_tokens(args)) or ("",),
+            id=call.id,
+        )
+        for call in reply.tool_calls or ()
+    )
+    completion: int | None = None
+    if reply.generate is None:
+        completion = count_tokens(content or "") + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
+    finish = reply.finish_reason or ("tool_calls" if tools else "stop")
+    return Script(
+        spec=reply,
+        content=content,
+        pieces=pieces,
+        tools=tools,
+        transcript=tuple(transcript_events(reply.sse)) if reply.sse is not None else None,
+        schedule=resolve(reply.timing),
+        finish_reason=finish,
+        completion_tokens=completion,
+    )

@@ -1,0 +1,184 @@
+"""OpenAI's wire format: response bodies, stream chunks and error envelopes, as bytes.
+
+Field order and spelling follow recorded 2025 traffic (shared/wire.md); JSON is compact
+and keeps non-ASCII text as UTF-8, as the real API sends it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ERROR_DEFAULTS",
+    "ChunkMaker",
+    "ToolCallWire",
+    "azure_error_body",
+    "completion_body",
+    "dumps",
+    "error_body",
+    "model_object",
+    "models_body",
+    "usage_object",
+]
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dumps(value: Any) -> str:
+    return _encode(value)
+
+
+# status -> (type, code, message); a message may name {model}.
+ERROR_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: (
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+    ),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported"),
+    404: ("invalid_request_error", "model_not_found", "The model `{model}` does not exist or you do not have access to it."),
+    408: ("server_error", "timeout", "Request timed out."),
+    409: ("invalid_request_error", "conflict", "The request conflicts with the current state of the resource."),
+    422: ("invalid_request_error", None, "Unprocessable request."),
+    429: (
+        "tokens",
+        "rate_limit_exceeded",
+        "Rate limit reached for {model} in organization org-mockllm on tokens per min (TPM): "
+        "Limit 30000, Used 30000, Requested 100. Please try again in 1s.",
+    ),
+    500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("service_unavailable_error", "server_is_overloaded", "The server is overloaded, please try again later."),
+    504: ("server_error", None, "Gateway timeout."),
+}
+
+
+def error_body(message: str, type: str, param: str | None = None, code: str | int | None = None) -> bytes:
+    envelope = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return dumps(envelope).encode()
+
+
+def azure_error_body(code: str, message: str) -> bytes:
+    return dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def usage_object(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallWire:
+    id: str
+    name: str
+    arguments: str
+
+
+def completion_body(
+    *,
+    id: str,
+    created: int,
+    model: str,
+    fingerprint: str | None,
+    content: str | None,
+    tool_calls: Sequence[ToolCallWire],
+    finish_reason: str,
+    usage: dict[str, Any],
+) -> bytes:
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}} for t in tool_calls
+        ]
+    body = {
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": usage,
+        "service_tier": "default",
+        "system_fingerprint": fingerprint,
+    }
+    return dumps(body).encode()
+
+
+class ChunkMaker:
+    """Builds the `chat.completion.chunk` payloads of one stream.
+
+    The parts every chunk shares are encoded once; a chunk is then a few string joins,
+    which keeps long streams cheap.
+    """
+
+    __slots__ = ("_head", "_tail", "_obfuscation")
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        created: int,
+        model: str,
+        fingerprint: str | None,
+        include_usage: bool,
+        obfuscation: Sequence[str] | None,
+    ) -> None:
+        self._head = (
+            f'{{"id":{dumps(id)},"object":"chat.completion.chunk","created":{created},"model":{dumps(model)},'
+            f'"service_tier":"default","system_fingerprint":{dumps(fingerprint)},"choices":['
+        )
+        self._tail = ',"usage":null' if include_usage else ""
+        self._obfuscation = list(obfuscation) if obfuscation else None
+
+    def _end(self, n: int) -> str:
+        if self._obfuscation is None:
+            return "}"
+        return f',"obfuscation":"{self._obfuscation[n % len(self._obfuscation)]}"}}'
+
+    def chunk(self, n: int, delta: str, finish_reason: str | None = None) -> str:
+        """Chunk number `n` with a delta given as JSON text."""
+        finish = "null" if finish_reason is None else f'"{finish_reason}"'
+        return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
+
+    def usage_chunk(self, n: int, usage: dict[str, Any]) -> str:
+        return f'{self._head}],"usage":{dumps(usage)}{self._end(n)}'
+
+    @staticmethod
+    def role_delta(content_null: bool = False) -> str:
+        return '{"role":"assistant","content":null}' if content_null else '{"role":"assistant","content":""}'
+
+    @staticmethod
+    def content_delta(text: str) -> str:
+        return f'{{"content":{dumps(text)}}}'
+
+    @staticmethod
+    def tool_head_delta(index: int, call: ToolCallWire) -> str:
+        return (
+            f'{{"tool_calls":[{{"index":{index},"id":{dumps(call.id)},"type":"function",'
+            f'"function":{{"name":{dumps(call.name)},"arguments":""}}}}]}}'
+        )
+
+    @staticmethod
+    def tool_args_delta(index: int, fragment: str) -> str:
+        return f'{{"tool_calls":[{{"index":{index},"function":{{"arguments":{dumps(fragment)}}}}}]}}'
+
+
+def model_object(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 1715367049, "owned_by": "system"}
+
+
+def models_body(model_ids: Sequence[str]) -> bytes:
+    return dumps({"object": "list", "data": [model_object(m) for m in model_ids]}).encode()
