@@ -146,7 +146,9 @@ class _Routes:
         engine = self._engine(scope)
         body = await _read_body(receive)
         if engine is None:
-            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(scope, receive, send)
+            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(
+                scope, receive, send
+            )
             return
         deployment = scope.get("path_params", {}).get("deployment")
         answer = engine.chat(body, _headers(scope), path=scope["path"], default_model=deployment)
@@ -155,7 +157,9 @@ class _Routes:
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         engine = self._engine(scope)
         if engine is None:
-            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(scope, receive, send)
+            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(
+                scope, receive, send
+            )
             return
         model_id = scope.get("path_params", {}).get("model_id")
         answer = engine.models() if model_id is None else engine.model(model_id)
@@ -184,5 +188,7 @@ def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = 
     ]
     routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in v1]
     routes += [Route("/ns/{ns}" + path, endpoint, methods=methods) for path, endpoint, methods in v1]
-    routes.append(Route("/openai/deployments/{deployment}/chat/completions", _Endpoint(routes_of.chat), methods=["POST"]))
+    routes.append(
+        Route("/openai/deployments/{deployment}/chat/completions", _Endpoint(routes_of.chat), methods=["POST"])
+    )
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})

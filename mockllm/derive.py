@@ -31,11 +31,11 @@ class Derived:
         text = f"{self.seed}\x1f{self.rule_key}\x1f{self.call_index}\x1f{purpose}"
         return hashlib.blake2b(text.encode(), digest_size=size).digest()
 
-    def int(self, purpose: str) -> int:
+    def number(self, purpose: str) -> int:
         return int.from_bytes(self._digest(purpose, 8), "big")
 
     def rng(self, purpose: str) -> random.Random:
-        return random.Random(self.int(purpose))
+        return random.Random(self.number(purpose))
 
     def alnum(self, purpose: str, length: int) -> str:
         digest = self._digest(purpose, 64)
@@ -50,7 +50,7 @@ class Derived:
 
     @property
     def created(self) -> int:
-        return _EPOCH_START + self.int("created") % _EPOCH_SPAN
+        return _EPOCH_START + self.number("created") % _EPOCH_SPAN
 
     @property
     def fingerprint(self) -> str:

@@ -16,7 +16,7 @@ from .loader import Scenario, load, load_mapping
 from .plan import Answer, error_answer, plan
 from .request import parse_chat
 from .router import Hit, Router
-from .wire import error_body, model_object, models_body, dumps
+from .wire import dumps, error_body, model_object, models_body
 
 __all__ = ["DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
 
@@ -87,7 +87,9 @@ class Engine:
         except RequestError as exc:
             entry.status = exc.status
             entry.error = exc.message
-            answer = error_answer(exc.status, error_body(exc.message, exc.type, exc.param, exc.code), _request_id(entry.index))
+            answer = error_answer(
+                exc.status, error_body(exc.message, exc.type, exc.param, exc.code), _request_id(entry.index)
+            )
             answer.entry = entry
             return answer
         entry.stream = request.stream

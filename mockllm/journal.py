@@ -33,7 +33,7 @@ class Entry:
         """The request body, parsed (None when it was not JSON)."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
     @property

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, ScenarioError
 from .router import Rule
-from .script import compile_reply
 from .scenario import (
     BODY_KEYS,
     Defaults,
@@ -35,6 +34,7 @@ from .scenario import (
     ToolCall,
     Usage,
 )
+from .script import compile_reply
 
 __all__ = ["Scenario", "bundled_scenarios", "load", "load_mapping", "load_text"]
 
@@ -248,11 +248,11 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> PathKey:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
+        step: Any = node  # a dict or a list, indexed by a key or a position
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = step[part]
             out.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and not _is_union_tag(part):
             out.append(part)  # a missing key: name it

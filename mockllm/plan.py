@@ -18,7 +18,16 @@ from .scenario import ErrorSpec, Fault, Generate
 from .script import Script
 from .sse import Event, Write, frame
 from .tokens import split_tokens
-from .wire import ERROR_DEFAULTS, ChunkMaker, ToolCallWire, azure_error_body, completion_body, dumps, error_body, usage_object
+from .wire import (
+    ERROR_DEFAULTS,
+    ChunkMaker,
+    ToolCallWire,
+    azure_error_body,
+    completion_body,
+    dumps,
+    error_body,
+    usage_object,
+)
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -26,7 +35,7 @@ if TYPE_CHECKING:
     from .journal import Entry
     from .router import Hit
 
-__all__ = ["Answer", "JSON_HEADERS", "SSE_HEADERS", "error_answer", "plan"]
+__all__ = ["JSON_HEADERS", "SSE_HEADERS", "Answer", "error_answer", "plan"]
 
 JSON_HEADERS: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
 SSE_HEADERS: tuple[tuple[str, str], ...] = (("content-type", "text/event-stream; charset=utf-8"),)
@@ -82,7 +91,7 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     content = script.content
     completion_tokens = script.completion_tokens
     if spec.generate is not None:
-        content = generate_text(spec.generate, derived.int("generate"))
+        content = generate_text(spec.generate, derived.number("generate"))
         pieces = tuple(split_tokens(content))
         completion_tokens = len(pieces)
     tools = [ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments) for i, t in enumerate(script.tools)]
@@ -95,7 +104,11 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     fingerprint = spec.system_fingerprint or derived.fingerprint
     headers = [("x-request-id", derived.request_id), *_RATE_HEADERS]
 
-    n_chunks = len(script.transcript) if script.transcript is not None else len(pieces) + sum(1 + len(t.fragments) for t in script.tools)
+    n_chunks = (
+        len(script.transcript)
+        if script.transcript is not None
+        else len(pieces) + sum(1 + len(t.fragments) for t in script.tools)
+    )
     offsets = script.schedule.offsets(max(n_chunks, 1), derived.rng("timing"), scale)
     fault = spec.fault
 
@@ -193,7 +206,11 @@ def _fault_events(fault: Fault | None, at: float, maker: ChunkMaker | None) -> G
         yield Event(at, dumps({"error": {"message": message, "type": "server_error", "param": None, "code": None}}))
         return True
     # malformed: half a chunk, then the stream goes on
-    broken = maker.chunk(0, maker.content_delta("broken")) if maker else '{"id":"chatcmpl-broken","choices":[{"delta":{"content":"x"}}]}'
+    broken = (
+        maker.chunk(0, maker.content_delta("broken"))
+        if maker
+        else '{"id":"chatcmpl-broken","choices":[{"delta":{"content":"x"}}]}'
+    )
     yield Event(at, broken[: len(broken) // 2])
     return False
 
@@ -266,4 +283,3 @@ def generate_text(spec: Generate, seed: int) -> str:
         if spec.paragraphs is not None:
             return "\n\n".join(_faker.paragraphs(nb=spec.paragraphs))
         return " ".join(_faker.sentences(nb=spec.sentences or 3))
-

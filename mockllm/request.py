@@ -44,7 +44,9 @@ class ChatRequest:
             for call in message.get("tool_calls") or ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
-                    total += count_tokens(str(function.get("name", ""))) + count_tokens(str(function.get("arguments", "")))
+                    total += count_tokens(str(function.get("name", ""))) + count_tokens(
+                        str(function.get("arguments", ""))
+                    )
         return total
 
 
@@ -55,7 +57,9 @@ def message_text(message: Mapping[str, Any]) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -78,7 +82,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
     """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         raise RequestError(_JSON_HINT) from None
     if not isinstance(body, dict):
         raise RequestError(
@@ -91,7 +95,9 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
     if not isinstance(model, str):
         raise _invalid_type("model", "a string", model)
     if "messages" not in body:
-        raise RequestError("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
+        raise RequestError(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
     messages = body["messages"]
     if not isinstance(messages, list):
         raise _invalid_type("messages", "an array", messages)

@@ -52,7 +52,7 @@ class Rule:
             out.append(f"stream: wanted {str(m.stream).lower()}, got {str(request.stream).lower()}")
         for role, cond, text in (("user", m.user, request.user_text), ("system", m.system, request.system_text)):
             if cond is not None and not cond.test(text):
-                got = f"no {role} message" if text is None else f"{_clip(text)!r} does not {cond.describe()}"
+                got = f"no {role} message" if text is None else f"{_clip(text)!r} {cond.refusal()}"
                 out.append(f"{role}: {got}")
         for name, wanted in (m.headers or {}).items():
             got_value = request.headers.get(name.lower())
@@ -158,4 +158,3 @@ class Router:
 
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-

@@ -77,6 +77,14 @@ class TextMatch(_Strict):
             return f"contains {self.contains!r}"
         return f"matches regex {self.regex!r}"
 
+    def refusal(self) -> str:
+        """The condition, negated: what a text that fails it does not do."""
+        if self.equals is not None:
+            return f"is not {self.equals!r}"
+        if self.contains is not None:
+            return f"does not contain {self.contains!r}"
+        return f"does not match regex {self.regex!r}"
+
 
 class Match(_Strict):
     """Conditions on a request; all given ones must hold, a left-out one holds always."""
@@ -228,11 +236,6 @@ class Defaults(Reply):
     """Merged into every rule: the rule's keys win; timing and framing merge key by key."""
 
     seed: int | None = None
-
-    @model_validator(mode="after")
-    def _one_body(self) -> Defaults:  # type: ignore[override]
-        Reply._one_body(self)
-        return self
 
 
 class RuleSpec(_Strict):

@@ -76,7 +76,9 @@ def _encode(events: Iterable[Event], framing: Framing) -> Iterator[Write]:
     if pending is not None:
         if not framing.trailing_blank_line:
             cut = len(eol.encode())
-            pending = Write(pending.at, pending.data[:-cut] if pending.data.endswith(eol.encode() * 2) else pending.data)
+            pending = Write(
+                pending.at, pending.data[:-cut] if pending.data.endswith(eol.encode() * 2) else pending.data
+            )
         yield pending
 
 

@@ -56,7 +56,10 @@ class Schedule:
         else:
             gaps = [self.chunk_ms] * (count - 1)
         jitter = self.jitter_ms
-        wobble = (lambda: rng.uniform(-jitter, jitter)) if jitter and rng else (lambda: 0.0)
+
+        def wobble() -> float:
+            return rng.uniform(-jitter, jitter) if jitter and rng is not None else 0.0
+
         at = max(self.ttft_ms + wobble(), 0.0)
         out = [at * scale / 1000]
         for gap in gaps:

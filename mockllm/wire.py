@@ -39,8 +39,16 @@ ERROR_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
         "invalid_api_key",
         "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
     ),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported"),
-    404: ("invalid_request_error", "model_not_found", "The model `{model}` does not exist or you do not have access to it."),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported",
+    ),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model `{model}` does not exist or you do not have access to it.",
+    ),
     408: ("server_error", "timeout", "Request timed out."),
     409: ("invalid_request_error", "conflict", "The request conflicts with the current state of the resource."),
     422: ("invalid_request_error", None, "Unprocessable request."),
@@ -124,7 +132,7 @@ class ChunkMaker:
     which keeps long streams cheap.
     """
 
-    __slots__ = ("_head", "_tail", "_obfuscation")
+    __slots__ = ("_head", "_obfuscation", "_tail")
 
     def __init__(
         self,
