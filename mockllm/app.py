@@ -68,8 +68,8 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
     entry = answer.entry
     if answer.writes is None:
-        if answer.delay > 0:
-            await _until(loop, start + answer.delay)
+        if answer.delay > 0 and not await _until_unless_gone(loop, start + answer.delay, receive):
+            return  # the client left first (e.g. its timeout during a stall): nothing to send
         if answer.abort:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             if entry is not None:
@@ -118,6 +118,22 @@ async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
     delay = deadline - loop.time()
     if delay > 0:
         await asyncio.sleep(delay)
+
+
+async def _until_unless_gone(loop: asyncio.AbstractEventLoop, deadline: float, receive: Receive) -> bool:
+    """Wait until `deadline`; False as soon as the client disconnects instead."""
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    waiter, watcher = loop.create_task(_until(loop, deadline)), loop.create_task(gone())
+    try:
+        await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        watcher.cancel()
+    return not watcher.done() or watcher.cancelled()
 
 
 class _Endpoint:

@@ -88,5 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
     where = ", ".join(str(p) for p in paths)
     print(f"mockllm: {rules} rule(s) from {where}", file=sys.stderr)
     print(f"mockllm: OPENAI_BASE_URL=http://{args.host}:{args.port}/v1", file=sys.stderr)
-    run(engine, host=args.host, port=args.port, access_log=args.access_log)
+    try:
+        run(engine, host=args.host, port=args.port, access_log=args.access_log)
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C: no traceback for that
+        return 130
     return 0

@@ -7,9 +7,11 @@ transports, the pytest plugin). It imports no web framework and opens no socket.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from .derive import Derived
 from .errors import RequestError
 from .journal import Journal
 from .loader import Scenario, load, load_mapping
@@ -125,8 +127,6 @@ class Engine:
         return Answer(200, [("content-type", "application/json")], models_body(self.model_ids()))
 
     def model(self, model_id: str) -> Answer:
-        from fnmatch import fnmatchcase
-
         known = model_id in self.model_ids() or any(
             r.match.model and fnmatchcase(model_id, r.match.model) for r in self.router.rules
         )
@@ -138,6 +138,4 @@ class Engine:
 
 
 def _request_id(index: int) -> str:
-    from .derive import Derived
-
     return Derived(0, "engine", index).request_id

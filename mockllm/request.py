@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,8 @@ class ChatRequest:
             total += 3 + count_tokens(message_text(message))
             if isinstance(message.get("name"), str):
                 total += 1 + count_tokens(message["name"])
-            for call in message.get("tool_calls") or ():
+            calls = message.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
                     total += count_tokens(str(function.get("name", ""))) + count_tokens(
@@ -64,6 +66,17 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(body: Any) -> bool:
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError):
+        return True
+    return False
+
+
 def _type_name(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}.get(
         type(value), "an object" if isinstance(value, dict) else "null" if value is None else type(value).__name__
@@ -81,9 +94,11 @@ def _invalid_type(param: str, expected: str, value: Any) -> RequestError:
 def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> ChatRequest:
     """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw.decode())  # strict UTF-8: json.loads(bytes) would let encoded surrogates through
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         raise RequestError(_JSON_HINT) from None
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(body):
+        raise RequestError(_JSON_HINT)  # "\ud800" alone decodes to text UTF-8 cannot carry back
     if not isinstance(body, dict):
         raise RequestError(
             f"Invalid type for request body: expected an object, but got {_type_name(body)} instead.",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
+import socket
+import threading
 from typing import Any
 
 import uvicorn
@@ -41,11 +45,15 @@ class BackgroundServer:
 
     `namespaces` maps a name to an Engine served under `/ns/{name}/v1`, so one server
     can give every test its own rules, sequences and journal.
+
+    It starts and stops in a few milliseconds: uvicorn's own loop polls `should_exit`
+    every 100 ms and its shutdown sleeps another 100 ms, so this runs `startup()` on a
+    loop of its own, waits on an event, and closes the connections itself.
     """
 
-    def __init__(self, engine: Engine | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        import socket
+    _GRACE = 0.1  # seconds an in-flight response may take to finish at stop() before it is cut
 
+    def __init__(self, engine: Engine | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.engine = engine or Engine()
         self.namespaces: dict[str, Engine] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -53,7 +61,11 @@ class BackgroundServer:
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(uvicorn_config(create_app(self.engine, self.namespaces), host, self.port))
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -61,23 +73,68 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> BackgroundServer:
-        import threading
-        import time
-
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        config = self._server.config
+        if not config.loaded:
+            config.load()
+        self._thread = threading.Thread(target=self._run, name=f"mockllm-server-{self.port}", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("mockllm: the background server did not start")
-            time.sleep(0.001)
+        if not self._ready.wait(10) or self._failure is not None or not self._server.started:
+            raise RuntimeError("mockllm: the background server did not start") from self._failure
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended between the check and the call
+                loop.call_soon_threadsafe(stopping.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._sock.close()
+
+    def _run(self) -> None:
+        try:
+            with asyncio.Runner(loop_factory=self._server.config.get_loop_factory()) as runner:
+                runner.run(self._serve())
+        except BaseException as exc:  # reported by start(), or lost with the daemon thread at exit
+            self._failure = exc
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        server = self._server
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[self._sock])
+        self._ready.set()
+        ticks = 0
+        while not await server.on_tick(ticks):  # on_tick refreshes the Date header once a second
+            ticks += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.1)
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        server, loop = self._server, asyncio.get_running_loop()
+        for listener in server.servers:
+            listener.close()
+        state = server.server_state
+        for connection in list(state.connections):
+            connection.shutdown()  # idle keep-alive connections close now, busy ones after their response
+        deadline = loop.time() + self._GRACE
+        while state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.002)
+        # Cut what is still open: the app sees a client disconnect and ends its stream quietly.
+        for connection in list(state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+        deadline = loop.time() + 0.05
+        while state.tasks and loop.time() < deadline:
+            await asyncio.sleep(0.002)
+        for task in list(state.tasks):
+            task.cancel()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

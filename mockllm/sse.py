@@ -53,7 +53,8 @@ def frame(events: Iterable[Event], framing: Framing | None) -> Iterator[Write]:
             else:
                 yield Write(ev.at, b"", True)
         return
-    yield from _split(_coalesce(_keepalive(_encode(events, framing), framing), framing.coalesce), framing.split)
+    # Keep-alives go in after coalescing: packed into a group, one would wait for the group's last event.
+    yield from _split(_keepalive(_coalesce(_encode(events, framing), framing.coalesce), framing), framing.split)
 
 
 def _encode(events: Iterable[Event], framing: Framing) -> Iterator[Write]:
@@ -92,7 +93,7 @@ def _keepalive(writes: Iterator[Write], framing: Framing) -> Iterator[Write]:
     last = 0.0
     yield Write(0.0, comment)  # at once, as proxies that announce "processing" do
     for write in writes:
-        while write.at - last > every:
+        while write.at - last > every + 1e-9:  # no comment just before an event due exactly `every` later
             last += every
             yield Write(last, comment)
         last = max(last, write.at)

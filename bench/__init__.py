@@ -1,0 +1,1 @@
+"""mockllm's benchmarks: throughput against a minimal starlette floor, first byte, timing fidelity."""

@@ -1,0 +1,357 @@
+"""Run every benchmark and print one table: `python -m bench [--quick]` (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .client import Conn, connect, load, request_bytes, timed_streams
+from .servers import JSON_REQUEST, STREAM_REQUEST, stream_request
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+# -- servers in child processes --------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def cpu(self) -> float | None:
+        """CPU seconds the server process has used so far (Linux; None elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+
+@contextmanager
+def serving(name: str, kind: str, *extra: str) -> Iterator[Child]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "bench.servers", kind, *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"{name} server did not start ({' '.join(cmd)})")
+        yield Child(name, proc, int(line.split()[1]))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    rate: float  # requests/s or events/s
+    cpu: float | None  # server CPU seconds per wall second
+    per_cpu: float | None  # rate per server CPU second
+
+
+async def _round(child: Child, conns: list[Conn], seconds: float, events: bool) -> Round:
+    cpu0 = child.cpu()
+    result = await load(conns, seconds)
+    cpu1 = child.cpu()
+    if result.errors:
+        raise RuntimeError(f"{child.name}: {result.errors} connection(s) failed")
+    count = result.events if events else result.requests
+    rate = count / result.seconds
+    if cpu0 is None or cpu1 is None or cpu1 == cpu0:
+        return Round(rate, None, None)
+    used = cpu1 - cpu0
+    return Round(rate, used / result.seconds, count / used)
+
+
+@dataclass
+class Compared:
+    label: str
+    unit: str
+    floor: list[Round]
+    mock: list[Round]
+
+    @staticmethod
+    def _med(rounds: list[Round], key: Callable[[Round], float | None]) -> float | None:
+        values = [v for v in map(key, rounds) if v is not None]
+        return statistics.median(values) if values else None
+
+    def median(self, which: str, key: str = "rate") -> float | None:
+        return self._med(self.floor if which == "floor" else self.mock, lambda r: getattr(r, key))
+
+    def ratio(self, key: str = "rate") -> float | None:
+        floor, mock = self.median("floor", key), self.median("mock", key)
+        return mock / floor if floor and mock else None
+
+    def spread(self) -> tuple[float, float]:
+        """The lowest and highest per-round ratio (rounds paired in order)."""
+        ratios = [m.rate / f.rate for f, m in zip(self.floor, self.mock, strict=True)]
+        return min(ratios), max(ratios)
+
+
+async def throughput(args: argparse.Namespace) -> list[Compared]:
+    out: list[Compared] = []
+    chunk_arg = ("--stream-chunks", str(args.stream_chunks))
+    with serving("floor", "floor", *chunk_arg) as floor, serving("mockllm", "mockllm", *chunk_arg) as mock:
+        modes = [
+            ("non-streamed", "req/s", False, "/v1/chat/completions", JSON_REQUEST),
+            (f"streamed ({args.stream_chunks} chunks)", "events/s", True, "/v1/chat/completions", STREAM_REQUEST),
+        ]
+        for label, unit, events, path, body in modes:
+            floor_path = path if not events else "/stream" + path
+            pool: dict[str, list[Conn]] = {}
+            for child, p in ((floor, floor_path), (mock, path)):
+                request = request_bytes(p, body, child.port)
+                pool[child.name] = [await connect(child.port, request) for _ in range(args.concurrency)]
+            for child in (floor, mock):  # warm-up: JIT-free Python still has caches, sockets and allocators
+                await _round(child, pool[child.name], args.warmup, events)
+            rounds: dict[str, list[Round]] = {"floor": [], "mockllm": []}
+            for i in range(args.rounds):
+                order = (floor, mock) if i % 2 == 0 else (mock, floor)
+                for child in order:
+                    rounds[child.name].append(await _round(child, pool[child.name], args.seconds, events))
+            for conns in pool.values():
+                for conn in conns:
+                    conn.close()
+            out.append(Compared(label, unit, rounds["floor"], rounds["mockllm"]))
+    return out
+
+
+@dataclass
+class Ttfb:
+    chunks: int
+    first_byte: float
+    first_event: float
+    total: float
+
+
+async def first_byte(args: argparse.Namespace) -> list[Ttfb]:
+    out = []
+    with serving("mockllm", "mockllm", "--stream-chunks", str(args.stream_chunks)) as mock:
+        for user, chunks in (("short", 3), ("long", 20_000)):
+            conn = await connect(mock.port, request_bytes("/v1/chat/completions", stream_request(user), mock.port))
+            samples = []
+            for _ in range(args.ttfb_runs + 1):  # the first is a warm-up
+                ((sent, resp),) = await timed_streams([conn])
+                if resp.events != chunks + 3:
+                    raise RuntimeError(f"ttfb: expected {chunks + 3} events, got {resp.events}")
+                samples.append((resp.first_byte - sent, resp.first_event - sent, resp.done - sent))
+            conn.close()
+            samples = samples[1:]
+            out.append(Ttfb(chunks, *(statistics.median(s[i] for s in samples) for i in range(3))))
+    return out
+
+
+@dataclass
+class Fidelity:
+    server: str
+    streams: int
+    runs: int
+    first: float  # median latency of the first content chunk after the request was sent
+    drift_median: float  # last content chunk: actual - scheduled, from the request's send time
+    drift_max: float
+    gap_p50: float  # |actual gap - scheduled gap|, all gaps of all streams
+    gap_p99: float
+    gap_max: float
+    cpu: float | None  # server CPU seconds per wall second while the streams ran
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _fidelity(child: Child, streams: int, runs: int, chunks: int, gap: float) -> Fidelity:
+    request = request_bytes("/v1/chat/completions", stream_request("timed"), child.port)
+    conns = [await connect(child.port, request, timed=True) for _ in range(streams)]
+    await timed_streams(conns[:1])  # warm-up
+    firsts: list[float] = []
+    drifts: list[float] = []
+    gaps: list[float] = []
+    cpu_used = wall = 0.0
+    for _ in range(runs):
+        cpu0, t0 = child.cpu(), time.perf_counter()
+        results = await timed_streams(conns)
+        cpu1, t1 = child.cpu(), time.perf_counter()
+        if cpu0 is not None and cpu1 is not None:
+            cpu_used += cpu1 - cpu0
+            wall += t1 - t0
+        for sent, resp in results:
+            times = resp.event_times  # role, chunks content events, finish, [DONE]
+            if len(times) != chunks + 3:
+                raise RuntimeError(f"{child.name}: expected {chunks + 3} events, got {len(times)}")
+            content = times[1 : chunks + 1]
+            firsts.append(content[0] - sent)
+            drifts.append(content[-1] - sent - (chunks - 1) * gap)
+            gaps.extend(abs(b - a - gap) for a, b in zip(content, content[1:], strict=False))
+    for conn in conns:
+        conn.close()
+    return Fidelity(
+        child.name,
+        streams,
+        runs,
+        statistics.median(firsts),
+        statistics.median(drifts),
+        max(drifts, key=abs),
+        _pct(gaps, 0.5),
+        _pct(gaps, 0.99),
+        max(gaps),
+        cpu_used / wall if wall else None,
+    )
+
+
+async def fidelity(args: argparse.Namespace) -> list[Fidelity]:
+    out = []
+    timed = ("--timed-chunks", str(args.timed_chunks), "--gap-ms", str(args.gap_ms))
+    gap = args.gap_ms / 1000
+    with serving("mockllm", "mockllm", *timed, "--time-scale", "1") as mock, serving("naive sleep", "naive", *timed) as naive:
+        for child in (mock, naive):
+            for streams, runs in ((1, args.timing_runs), (100, max(1, args.timing_runs - 1))):
+                out.append(await _fidelity(child, streams, runs, args.timed_chunks, gap))
+    return out
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report_throughput(results: list[Compared], args: argparse.Namespace) -> None:
+    print(
+        f"\nThroughput: mockllm vs a minimal starlette floor (precomputed bytes), uvicorn+uvloop+httptools, "
+        f"{args.concurrency} keep-alive connections, {args.rounds} rounds x {args.seconds:g} s, medians"
+    )
+    print(
+        f"  {'':<26}{'floor':>12}{'mockllm':>12}{'ratio':>8}{'per-round':>14}{'ratio/CPU-s':>13}"
+        f"{'srv CPU f/m':>14}  target"
+    )
+    for c in results:
+        lo, hi = c.spread()
+        ratio = c.ratio()
+        cpu_f, cpu_m = c.median("floor", "cpu"), c.median("mock", "cpu")
+        print(
+            f"  {c.label + ' ' + c.unit:<26}{_fmt(c.median('floor')):>12}{_fmt(c.median('mock')):>12}"
+            f"{_fmt(ratio, '.2f'):>8}{f'{lo:.2f}-{hi:.2f}':>14}{_fmt(c.ratio('per_cpu'), '.2f'):>13}"
+            f"{_fmt(cpu_f, '.0%') + '/' + _fmt(cpu_m, '.0%'):>14}  >= 0.80 {_verdict(ratio is not None and ratio >= 0.8)}"
+        )
+
+
+def report_ttfb(results: list[Ttfb]) -> None:
+    print("\nFirst byte of a stream (mockllm, time scale 0, one connection, median, ms from the request's send)")
+    print(f"  {'reply':<22}{'first byte':>12}{'first event':>13}{'whole stream':>14}")
+    for t in results:
+        label = f"{t.chunks:,} chunks"
+        print(f"  {label:<22}{_ms(t.first_byte):>12}{_ms(t.first_event):>13}{_ms(t.total):>14}")
+    short, long = results[0], results[-1]
+    ok = long.first_event < short.first_event + 0.005  # does not grow with the reply's length
+    print(f"  the first event of a 20,000-chunk reply waits {_ms(long.first_event - short.first_event)} ms more: {_verdict(ok)}")
+
+
+def report_fidelity(results: list[Fidelity], args: argparse.Namespace) -> None:
+    n, gap = args.timed_chunks, args.gap_ms
+    print(
+        f"\nTiming fidelity: {n} chunks every {gap:g} ms (ttft 0, no jitter, time scale 1), as a loopback client sees it"
+    )
+    print(
+        f"  drift = arrival of the last content chunk - request send - {(n - 1) * gap / 1000:g} s (its scheduled offset);"
+        " gap error = |actual gap - scheduled gap|"
+    )
+    print(
+        f"  {'server':<13}{'streams':>8}{'runs':>6}{'1st chunk':>11}{'drift med':>11}{'drift max':>11}"
+        f"{'gap p50':>9}{'gap p99':>9}{'gap max':>9}{'srv CPU':>9}  target (ms)"
+    )
+    for f in results:
+        if f.server == "mockllm":
+            if f.streams == 1:
+                ok = abs(f.drift_max) < 0.002 and f.gap_p99 < 0.002
+                target = f"drift<2, p99<2 {_verdict(ok)}"
+            else:
+                target = f"p99<5 {_verdict(f.gap_p99 < 0.005)}"
+        else:
+            target = "(comparison)"
+        print(
+            f"  {f.server:<13}{f.streams:>8}{f.runs:>6}{_ms(f.first):>11}{_ms(f.drift_median):>11}{_ms(f.drift_max):>11}"
+            f"{_ms(f.gap_p50):>9}{_ms(f.gap_p99):>9}{_ms(f.gap_max):>9}{_fmt(f.cpu, '.0%'):>9}  {target}"
+        )
+    print("  (times in ms; drift max is the largest by absolute value over all streams and runs)")
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (well under a minute)")
+    parser.add_argument("--only", choices=["throughput", "ttfb", "timing"], action="append", help="run only these parts")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections per server (default 32)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per server (default 5, quick 2)")
+    parser.add_argument("--seconds", type=float, help="seconds per round (default 3, quick 1)")
+    parser.add_argument("--stream-chunks", type=int, default=100, help="content chunks per throughput stream")
+    parser.add_argument("--timed-chunks", type=int, default=200)
+    parser.add_argument("--gap-ms", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args.warmup = 0.5 if args.quick else 1.0
+    args.ttfb_runs = 3 if args.quick else 9
+    args.timing_runs = 1 if args.quick else 3
+    args.only = set(args.only or ["throughput", "ttfb", "timing"])
+    return args
+
+
+async def amain(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    print(f"mockllm bench: python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), load average {_load()}")
+    if "throughput" in args.only:
+        report_throughput(await throughput(args), args)
+    if "ttfb" in args.only:
+        report_ttfb(await first_byte(args))
+    if "timing" in args.only:
+        report_fidelity(await fidelity(args), args)
+    print(f"\n({time.perf_counter() - started:.0f} s; load average now {_load()})")
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "-"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(amain(args))
+    else:
+        uvloop.run(amain(args))

@@ -1,0 +1,189 @@
+"""The plugin's settings: command-line options, their ini twins, and the `mockllm` marker.
+
+Each setting is read from the command line, else the ini file, else its default, and
+checked once at start-up: a bad value stops the run with a `pytest.UsageError`. The
+marker overrides them for one test; the marker closest to the test wins, whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+__all__ = ["MARKER", "MODES", "Settings", "TestSettings", "add_options", "read_settings", "test_settings"]
+
+MODES = ("server", "inprocess")
+MARKER = (
+    "mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None, allow_unmatched=False):"
+    " scenario files or folders for the `mockllm` fixture (relative to the test file's folder, else the rootdir),"
+    " and settings for this test that override the mockllm options; the closest marker wins."
+)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The session's effective settings."""
+
+    mode: str = "server"
+    scenarios: Path | None = None  # loaded by every `mockllm` fixture, before the marker's
+    seed: int = 0
+    time_scale: float = 0.0  # 0: streams are sent at once; 1: as the scenarios' timing says
+    assert_all_used: bool = False
+
+    def header(self) -> str:
+        scenarios = self.scenarios if self.scenarios is not None else "none"
+        return (
+            f"mockllm: mode={self.mode}, scenarios={scenarios}, seed={self.seed}, "
+            f"time_scale={self.time_scale:g}, assert_all_used={str(self.assert_all_used).lower()}"
+        )
+
+
+@dataclass(frozen=True)
+class TestSettings:
+    """One test's settings: the session's, overridden by its closest `mockllm` marker."""
+
+    __test__ = False  # not a test class, whatever its name says
+
+    mode: str
+    seed: int
+    time_scale: float
+    assert_all_used: bool
+    paths: tuple[str, ...] = ()
+    env: bool = False
+    allow_unmatched: bool = False
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mockllm", "mockllm: a fake OpenAI-compatible provider")
+    options = [
+        ("mode", "server (one uvicorn server per session, a namespace per test) or inprocess (no socket)", MODES[0]),
+        ("scenarios", "scenario file or folder every `mockllm` fixture loads first", "none"),
+        ("seed", "seed for ids, timestamps and generated text", "0"),
+        ("time-scale", "multiplier of the scenarios' timing: 0 sends at once, 1 as written", "0"),
+    ]
+    for name, help_text, default in options:
+        group.addoption(f"--mockllm-{name}", dest=f"mockllm_{name.replace('-', '_')}", default=None, metavar="VALUE",
+                        help=f"{help_text} (default: {default})")
+        parser.addini(f"mockllm_{name.replace('-', '_')}", f"{help_text} (default: {default})", default="")
+    group.addoption("--mockllm-assert-all-used", dest="mockllm_assert_all_used", action="store_const", const=True,
+                    default=None, help="fail a test whose rules were not all used, or replies not all played")
+    parser.addini("mockllm_assert_all_used", "fail a test whose rules were not all used (default: false)",
+                  type="bool", default=False)
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """The session's settings: command line, else ini, else default; UsageError on a bad value."""
+
+    def raw(name: str) -> tuple[Any, str] | None:
+        value = config.getoption(name)
+        if value is not None:
+            return value, f"--{name.replace('_', '-')}"
+        ini = config.getini(name)
+        if ini not in ("", None):
+            return ini, f"ini option {name}"
+        return None
+
+    def get(name: str, parse: Callable[[Any, str], T], default: T) -> T:
+        found = raw(name)
+        return default if found is None else parse(*found)
+
+    scenarios = None
+    found = raw("mockllm_scenarios")
+    if found is not None:
+        value, where = found
+        # Paths on the command line are relative to where pytest was run; in an ini file, to that file.
+        if where.startswith("--"):
+            base = config.invocation_params.dir
+        else:
+            base = config.inipath.parent if config.inipath is not None else config.rootpath
+        scenarios = _existing_path(base / str(value), where)
+    assert_all_used = config.getoption("mockllm_assert_all_used")
+    return Settings(
+        mode=get("mockllm_mode", _mode, "server"),
+        scenarios=scenarios,
+        seed=get("mockllm_seed", _seed, 0),
+        time_scale=get("mockllm_time_scale", _time_scale, 0.0),
+        assert_all_used=bool(config.getini("mockllm_assert_all_used")) if assert_all_used is None else True,
+    )
+
+
+def test_settings(settings: Settings, marker: pytest.Mark | None) -> TestSettings:
+    """Apply a `mockllm` marker to the session's settings (pytest.fail on a bad marker)."""
+    base = TestSettings(settings.mode, settings.seed, settings.time_scale, settings.assert_all_used)
+    if marker is None:
+        return base
+    kwargs: Mapping[str, Any] = marker.kwargs
+    known = {f.name for f in dataclasses.fields(TestSettings)} - {"paths"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        pytest.fail(f"@pytest.mark.mockllm: unknown argument(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                    pytrace=False)
+    bad_paths = [p for p in marker.args if not isinstance(p, str | Path)]
+    if bad_paths:
+        pytest.fail(f"@pytest.mark.mockllm: scenario paths must be str or Path, got {bad_paths[0]!r}", pytrace=False)
+    where = "@pytest.mark.mockllm"
+    try:
+        changes: dict[str, Any] = {"paths": tuple(str(p) for p in marker.args)}
+        if kwargs.get("mode") is not None:
+            changes["mode"] = _mode(kwargs["mode"], f"{where}(mode=...)")
+        if kwargs.get("seed") is not None:
+            changes["seed"] = _seed(kwargs["seed"], f"{where}(seed=...)")
+        if kwargs.get("time_scale") is not None:
+            changes["time_scale"] = _time_scale(kwargs["time_scale"], f"{where}(time_scale=...)")
+        for flag in ("env", "allow_unmatched", "assert_all_used"):
+            if kwargs.get(flag) is not None:
+                changes[flag] = _flag(kwargs[flag], f"{where}({flag}=...)")
+    except pytest.UsageError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return dataclasses.replace(base, **changes)
+
+
+# -- parsers: (value, where it came from) -> value, or UsageError --------------------------------
+
+
+def _mode(value: Any, where: str) -> str:
+    text = str(value).strip().lower().replace("-", "").replace("_", "")
+    if text not in MODES:
+        raise pytest.UsageError(f"mockllm: {where} must be one of {', '.join(MODES)}; got {value!r}")
+    return text
+
+
+def _seed(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise pytest.UsageError(f"mockllm: {where} must be an integer; got {value!r}")
+    try:
+        return int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise pytest.UsageError(f"mockllm: {where} must be an integer; got {value!r}") from None
+
+
+def _time_scale(value: Any, where: str) -> float:
+    problem = f"mockllm: {where} must be a number >= 0 (0 sends at once, 1 keeps the scenarios' timing); got {value!r}"
+    if isinstance(value, bool):
+        raise pytest.UsageError(problem)
+    try:
+        scale = float(str(value).strip()) if not isinstance(value, int | float) else float(value)
+    except ValueError:
+        raise pytest.UsageError(problem) from None
+    if scale < 0 or not math.isfinite(scale):
+        raise pytest.UsageError(problem)
+    return scale
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise pytest.UsageError(f"mockllm: {where} must be True or False; got {value!r}")
+    return value
+
+
+def _existing_path(path: Path, where: str) -> Path:
+    if not path.exists():
+        raise pytest.UsageError(f"mockllm: {where}: no such scenario file or folder: {path}")
+    return path.resolve()

@@ -1,0 +1,78 @@
+"""The same scenario gives the same bytes through the server and in-process (httpx, via respx).
+
+The reference is the Engine's own Answer for the same request: status, headers, and the
+body, write by write. In-process, each write reaches the client as one chunk; over TCP,
+writes may merge, so the server's body is compared whole.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from plugin_helpers import SCENARIOS, in_both_modes, user
+
+from mockllm import Engine
+from mockllm.server import BackgroundServer
+from mockllm.transport import transport
+from mockllm_pytest import MockLLM
+
+# Headers the HTTP layer adds or frames differently, not the Engine's.
+_TRANSPORT_HEADERS = {"date", "server", "transfer-encoding", "content-length"}
+
+
+def _request(stream: bool) -> bytes:
+    body: dict[str, object] = {"model": "gpt-4o-mini", "messages": user("same bytes please"), "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body).encode()
+
+
+def _reference(stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    engine = Engine(SCENARIOS / "bytes.yaml", seed=0, time_scale=0)
+    answer = engine.chat(_request(stream), {"content-type": "application/json"})
+    writes = [w.data for w in answer.writes] if answer.writes is not None else [answer.body]
+    return answer.status, answer.headers, writes
+
+
+def _fetch(client: httpx.Client, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    url = f"{base_url}/chat/completions"
+    with client.stream("POST", url, content=_request(stream), headers={"content-type": "application/json"}) as response:
+        chunks = [c for c in response.iter_raw() if c]
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _TRANSPORT_HEADERS]
+    return response.status_code, headers, chunks
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "plain"])
+@in_both_modes("scenarios/bytes.yaml")
+def test_same_bytes_as_the_engine_says(mockllm: MockLLM, mode: str, stream: bool) -> None:
+    status, headers, writes = _reference(stream)
+    with httpx.Client() as client:
+        got_status, got_headers, chunks = _fetch(client, mockllm.base_url, stream)
+    assert (got_status, got_headers) == (status, headers)
+    assert b"".join(chunks) == b"".join(writes)
+    if stream:
+        assert len(writes) > 10  # a real multi-chunk stream, cut mid-event by `split: 40`
+        assert any(not w.endswith(b"\n\n") for w in writes)
+        assert b"data: [DONE]\n\n" in b"".join(writes)
+    if mode == "inprocess":
+        assert chunks == writes  # write boundaries are kept, one chunk per write
+
+
+def test_server_and_inprocess_side_by_side(mockllm_server: BackgroundServer) -> None:
+    """One test, both adapters, one scenario: byte for byte, including a multi-chunk stream."""
+    served, local = Engine(SCENARIOS / "bytes.yaml"), Engine(SCENARIOS / "bytes.yaml")
+    for engine in (served, local):
+        engine.time_scale = 0
+    mockllm_server.namespaces["side-by-side"] = served
+    try:
+        with httpx.Client() as over_tcp, httpx.Client(transport=transport(local)) as in_process:
+            for stream in (True, False, True):  # the second stream is call 1 of its rule: new ids, same on both
+                a = _fetch(over_tcp, f"{mockllm_server.url}/ns/side-by-side/v1", stream)
+                b = _fetch(in_process, "http://mockllm.invalid/v1", stream)
+                assert (a[0], a[1]) == (b[0], b[1])
+                assert b"".join(a[2]) == b"".join(b[2])
+    finally:
+        del mockllm_server.namespaces["side-by-side"]
+    assert [e.call_index for e in served.journal] == [e.call_index for e in local.journal] == [0, 0, 1]
