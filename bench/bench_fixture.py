@@ -7,7 +7,9 @@ process; every test makes one openai client and one streamed chat call (the same
 in every variant: "Two." as the cookbook scenario streams it):
 
   baseline   a bare respx route returning the fixed SSE body (openai >= 3 reads through
-             httpx2, which respx cannot patch: there, an httpx2.MockTransport with that body)
+             httpx2, which respx cannot patch: there, an httpx2.MockTransport with that body);
+             its clients share one SSL context, as the fixture's do (a default openai client
+             loads the CA bundle, ~30 ms here, which would hide every other cost)
   server     the `mockllm` fixture, server mode (a namespace on the session's uvicorn server)
   inprocess  the `mockllm` fixture, in-process mode (respx / httpx2 transport, no socket)
 
@@ -55,12 +57,18 @@ def stream(client):
 """
 
 BASELINE = """
+import json
+import ssl
 import httpx, openai, respx
 from mockllm import Engine
 
+# Like the fixture's clients, share one SSL context: a default client loads the CA bundle each time (~30 ms).
+CONTEXT = ssl.create_default_context()
+
 # The bytes the fake would stream, computed once: the baseline pays nothing for them.
 _engine = Engine(SCENARIO, time_scale=0)
-_answer = _engine.chat(b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"What\\'s 1+1?"}],"stream":true}', {})
+_request = json.dumps({**ASK, "stream": True}).encode()
+_answer = _engine.chat(_request, {})
 BODY = b"".join(w.data for w in _answer.writes)
 HEADERS = {"content-type": "text/event-stream; charset=utf-8"}
 HTTPX2 = not issubclass(openai.DefaultHttpxClient, httpx.Client)
@@ -70,13 +78,15 @@ def test_baseline(n):
     if HTTPX2:
         import httpx2
         transport = httpx2.MockTransport(lambda request: httpx2.Response(200, headers=HEADERS, content=BODY))
-        client = openai.OpenAI(base_url="http://api.test/v1", api_key="k", http_client=httpx2.Client(transport=transport))
+        http_client = httpx2.Client(transport=transport)
+        client = openai.OpenAI(base_url="http://api.test/v1", api_key="k", http_client=http_client)
         stream(client)
         client.close()
         return
     with respx.mock(assert_all_called=True) as router:
         router.post("http://api.test/v1/chat/completions").respond(200, headers=HEADERS, content=BODY)
-        client = openai.OpenAI(base_url="http://api.test/v1", api_key="k")
+        http_client = openai.DefaultHttpxClient(verify=CONTEXT)
+        client = openai.OpenAI(base_url="http://api.test/v1", api_key="k", http_client=http_client)
         stream(client)
         client.close()
 """

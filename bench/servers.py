@@ -55,35 +55,33 @@ def chunks(n: int) -> list[str]:
     return [WORDS[i % len(WORDS)] for i in range(n)]
 
 
-def scenario(stream_chunks: int, timed_chunks: int, gap_ms: float) -> dict[str, Any]:
-    """The bench's rules; throughput requests hit the last two, after as few checks as a user's would."""
-    return {
-        "version": 1,
-        "rules": [
-            # time-to-first-byte: a very long reply and a short one (served at time scale 0)
-            {"name": "ttfb-long", "match": {"stream": True, "user": {"equals": "long"}}, "reply": {"chunks": chunks(20_000)}},
-            {"name": "ttfb-short", "match": {"stream": True, "user": {"equals": "short"}}, "reply": {"chunks": chunks(3)}},
-            # timing fidelity: served by an engine at time scale 1
-            {
-                "name": "timed",
-                "match": {"stream": True, "user": {"equals": "timed"}},
-                "reply": {"chunks": chunks(timed_chunks), "timing": {"ttft_ms": 0, "chunk_ms": gap_ms, "jitter_ms": 0}},
-            },
+def scenario(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms: float = 10.0) -> dict[str, Any]:
+    """The rules of each bench server: `throughput`, `ttfb` (time scale 0) or `timed` (time scale 1)."""
+    if kind == "throughput":
+        rules: list[dict[str, Any]] = [
             {"name": "stream", "match": {"stream": True}, "reply": {"chunks": chunks(stream_chunks)}},
             {"name": "short", "match": {"stream": False}, "reply": {"content": SHORT_CONTENT}},
-        ],
-    }
+        ]
+    elif kind == "ttfb":  # a very long reply and a short one
+        rules = [
+            {"name": "long", "match": {"user": {"equals": "long"}}, "reply": {"chunks": chunks(20_000)}},
+            {"name": "short", "match": {"user": {"equals": "short"}}, "reply": {"chunks": chunks(3)}},
+        ]
+    else:
+        timing = {"ttft_ms": 0, "chunk_ms": gap_ms, "jitter_ms": 0}
+        rules = [{"name": "timed", "reply": {"chunks": chunks(timed_chunks), "timing": timing}}]
+    return {"version": 1, "rules": rules}
 
 
-def engine(stream_chunks: int, timed_chunks: int, gap_ms: float, time_scale: float) -> Engine:
-    eng = Engine(seed=0, time_scale=time_scale)
-    eng.add(scenario(stream_chunks, timed_chunks, gap_ms))
+def engine(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms: float = 10.0) -> Engine:
+    eng = Engine(seed=0, time_scale=1.0 if kind == "timed" else 0.0)
+    eng.add(scenario(kind, stream_chunks, timed_chunks, gap_ms))
     return eng
 
 
 def mockllm_payloads(stream_chunks: int) -> tuple[bytes, list[bytes]]:
     """mockllm's own answers to the bench requests: the JSON body, and the stream's writes."""
-    eng = engine(stream_chunks, 1, 0, 0)
+    eng = engine("throughput", stream_chunks)
     body = eng.chat(JSON_REQUEST, {}).body
     writes = eng.chat(STREAM_REQUEST, {}).writes
     assert writes is not None
@@ -133,15 +131,15 @@ def naive_app(timed_chunks: int, gap_ms: float) -> Starlette:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
     parser.add_argument("kind", choices=["mockllm", "floor", "naive"])
+    parser.add_argument("--scenario", choices=["throughput", "ttfb", "timed"], default="throughput")
     parser.add_argument("--stream-chunks", type=int, default=100)
     parser.add_argument("--timed-chunks", type=int, default=200)
     parser.add_argument("--gap-ms", type=float, default=10.0)
-    parser.add_argument("--time-scale", type=float, default=0.0)
     args = parser.parse_args(argv)
 
     app: Any
     if args.kind == "mockllm":
-        app = create_app(engine(args.stream_chunks, args.timed_chunks, args.gap_ms, args.time_scale))
+        app = create_app(engine(args.scenario, args.stream_chunks, args.timed_chunks, args.gap_ms))
     elif args.kind == "floor":
         app = floor_app(args.stream_chunks)
     else:

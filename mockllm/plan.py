@@ -81,8 +81,10 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     derived = Derived(rule.seed if rule.seed is not None else seed, rule.key, hit.call_index)
     if rule.time_scale is not None:
         scale = rule.time_scale
+    # Only jitter draws from the timing generator, and seeding one costs more than the rest of a plan.
+    rng = derived.rng("timing") if script.schedule.jitter_ms and scale else None
     if spec.error is not None:
-        delay = script.schedule.offsets(1, derived.rng("timing"), scale)[0]
+        delay = script.schedule.offsets(1, rng, scale)[0]
         answer = _scripted_error(spec.error, request, derived)
         answer.delay = delay
         return answer
@@ -101,7 +103,7 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
         completion_tokens = usage_spec.completion_tokens
     usage = usage_object(prompt, completion_tokens or 0)
     model = spec.model or request.model
-    fingerprint = spec.system_fingerprint or derived.fingerprint
+    fingerprint = spec.system_fingerprint or _fingerprint(derived.seed)
     headers = [("x-request-id", derived.request_id), *_RATE_HEADERS]
 
     n_chunks = (
@@ -109,7 +111,7 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
         if script.transcript is not None
         else len(pieces) + sum(1 + len(t.fragments) for t in script.tools)
     )
-    offsets = script.schedule.offsets(max(n_chunks, 1), derived.rng("timing"), scale)
+    offsets = script.schedule.offsets(max(n_chunks, 1), rng, scale)
     fault = spec.fault
 
     if not request.stream and script.transcript is None:
@@ -225,6 +227,11 @@ def _transcript_events(transcript: tuple[str, ...], offsets: list[float], fault:
         yield Event(offsets[n], text, "raw")
     if stop_at >= len(transcript):
         yield from _fault_events(fault, offsets[-1], None)
+
+
+@lru_cache(maxsize=64)
+def _fingerprint(seed: int) -> str:
+    return Derived(seed, "", 0).fingerprint  # per seed, not per call
 
 
 @lru_cache(maxsize=64)

@@ -319,6 +319,10 @@ def test_non_streamed_stall_trips_the_read_timeout(serve) -> None:
     served = serve(faulted("stall", 0, stall_ms=3000))
     with pytest.raises(openai.APITimeoutError):
         openai_client(served, read=0.5).chat.completions.create(model="faulty", messages=MESSAGES)  # type: ignore[arg-type]
+    with pytest.raises(litellm.Timeout):
+        litellm.completion(
+            model="openai/faulty", api_base=served.base_url, api_key="t", messages=MESSAGES, num_retries=0, timeout=0.5
+        )
     assert_still_serving(served)
 
 

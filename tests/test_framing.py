@@ -54,7 +54,7 @@ def http_chunks(served: Any) -> list[bytes]:
     headers, _, rest = bytes(data).partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in headers.lower()
     chunks: list[bytes] = []
-    while True:
+    while rest:  # empty before the last chunk: the server dropped the connection (a fault)
         size_line, _, rest = rest.partition(b"\r\n")
         size = int(size_line, 16)
         if size == 0:
@@ -62,6 +62,7 @@ def http_chunks(served: Any) -> list[bytes]:
         chunks.append(rest[:size])
         assert rest[size : size + 2] == b"\r\n"
         rest = rest[size + 2 :]
+    return chunks
 
 
 def iter_raw_pieces(served: Any) -> list[bytes]:
@@ -156,6 +157,16 @@ def test_split_cuts_inside_multi_byte_characters(serve) -> None:
     assert_clients_read(served, text)
 
 
+def test_writes_leave_with_tcp_nodelay(serve, server) -> None:
+    # Each write goes out as its own segment, not held back by Nagle's algorithm.
+    served = serve(rule({"content": FIVE, "timing": {"ttft_ms": 300}}), time_scale=1)
+    with httpx.stream("POST", f"{served.base_url}/chat/completions", json=BODY, timeout=10) as response:
+        connections = list(server._server.server_state.connections)  # uvicorn's open connections
+        sockets = [c.transport.get_extra_info("socket") for c in connections]
+        assert sockets and all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
+        response.read()
+
+
 def test_coalesce_packs_n_events_per_write(serve) -> None:
     reply = {"content": FIVE, "framing": {"coalesce": 3}}
     served = serve(rule(reply))
@@ -203,6 +214,19 @@ def test_keepalive_is_not_held_back_by_coalesce() -> None:
     assert answer.writes is not None
     comments = [round(w.at, 6) for w in answer.writes if w.data == b": keep-alive\n\n"]
     assert comments[:4] == [0.0, 0.1, 0.2, 0.3]  # alone, on time, not packed with later events
+
+
+def test_keepalive_comments_go_on_during_a_stall(serve) -> None:
+    # As a proxy in front of a stalled model does: the client's read timeout never fires.
+    reply = {"content": FIVE, "fault": {"kind": "stall", "after_chunks": 1, "stall_ms": 350}}
+    served = serve(rule({**reply, "framing": {"keepalive": {"every_ms": 100}}}))
+    client = openai.OpenAI(base_url=served.base_url, api_key="test", max_retries=0, timeout=httpx.Timeout(5, read=0.2))
+    dropped = pytest.raises((httpx.RemoteProtocolError, openai.APIConnectionError))  # at 350 ms, no timeout
+    with dropped, client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:
+        for _ in stream:
+            pass
+    chunks = http_chunks(served)
+    assert chunks[-3:] == [b": keep-alive\n\n"] * 3  # at 100, 200 and 300 ms, then the connection drops
 
 
 def test_keepalive_on_the_wire(serve) -> None:

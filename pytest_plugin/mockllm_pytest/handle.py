@@ -50,13 +50,15 @@ class MockLLM:
         self._env = pytest.MonkeyPatch()
 
     def __repr__(self) -> str:
-        return f"<MockLLM {self.mode} {self.base_url} rules={len(self.engine.router.rules)} requests={len(self.requests)}>"
+        return (
+            f"<MockLLM {self.mode} {self.base_url} rules={len(self.engine.router.rules)} requests={len(self.requests)}>"
+        )
 
     # -- rules -------------------------------------------------------------------------
 
     def load(self, path: str | Path) -> list[Scenario]:
         """Add the rules of a scenario file or folder (relative: to the test file's folder, else the rootdir)."""
-        scenarios = load(self.resolve(path))
+        scenarios = _load(self.resolve(path))
         for scenario in scenarios:
             self.engine.router.add(scenario.rules)
         return scenarios
@@ -195,7 +197,9 @@ class MockLLM:
                 out.append("\n".join(lines))
             if unfinished:
                 lines = [f"mockllm: {_count(len(unfinished), 'rule')} did not play all its replies:"]
-                lines += [f"  - {r.name} ({r.origin}): played {router.calls(r)} of {len(r.replies)}" for r in unfinished]
+                lines += [
+                    f"  - {r.name} ({r.origin}): played {router.calls(r)} of {len(r.replies)}" for r in unfinished
+                ]
                 out.append("\n".join(lines))
             if unused or unfinished:
                 out.append("Use them, remove them, or mark the test @pytest.mark.mockllm(assert_all_used=False).")
@@ -217,7 +221,24 @@ class MockLLM:
             if (folder / path).exists():
                 return _short(folder / path)
         tried = ", ".join(str(folder / path) for folder in self._search)
-        raise FileNotFoundError(f"mockllm: no scenario file or folder {str(path)!r} (looked at: {tried})")
+        raise FileNotFoundError(f"no scenario file or folder {str(path)!r} (looked at: {tried})")
+
+
+_loaded: dict[tuple[Path, tuple[tuple[str, int, int], ...]], list[Scenario]] = {}
+
+
+def _load(path: Path) -> list[Scenario]:
+    """`mockllm.load`, cached while the files are unchanged: a test's Engine shares the
+    session's compiled rules (they are immutable; call counts live in each Engine's Router)."""
+    root = path.resolve()
+    files = sorted(root.rglob("*")) if root.is_dir() else [root]
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
+    key = (root, stamp)
+    if key not in _loaded:
+        if len(_loaded) > 256:
+            _loaded.clear()
+        _loaded[key] = load(path)
+    return _loaded[key]
 
 
 @functools.cache
@@ -227,8 +248,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 def _describe(entry: Entry) -> str:
     answered = f"rule {entry.rule!r}" if entry.rule else "no rule"
-    return f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})" if entry.endpoint == "chat" else (
-        f"#{entry.index} {entry.endpoint} {entry.path} -> {entry.status}")
+    return (
+        f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})"
+        if entry.endpoint == "chat"
+        else (f"#{entry.index} {entry.endpoint} {entry.path} -> {entry.status}")
+    )
 
 
 def _text(content: Any) -> str | None:
@@ -252,7 +276,7 @@ def _short(path: Path) -> Path:
 
 
 def _caller() -> str:
-    """"file:line" of the test code that added a rule, for diagnostics."""
+    """ "file:line" of the test code that added a rule, for diagnostics."""
     import sys
 
     frame = sys._getframe(2)

@@ -13,6 +13,7 @@ Either way the body streams write by write on the server's schedule (mockllm.tra
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -30,12 +31,13 @@ class Interceptor:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._router: Any = None
+        self._previous: Any = None
         self._patches = pytest.MonkeyPatch()
 
     def start(self) -> None:
-        if importlib.util.find_spec("httpx") is not None:
+        if _installed("httpx"):
             self._start_respx()
-        if importlib.util.find_spec("httpx2") is not None:
+        if _installed("httpx2"):
             self._patch_httpx2()
 
     def stop(self) -> None:
@@ -43,28 +45,16 @@ class Interceptor:
         if self._router is not None:
             self._router.stop(quiet=True)
             self._router = None
+            _current[0] = self._previous
 
     def _start_respx(self) -> None:
-        try:
-            import respx
-            import respx.mocks
-        except ImportError:
-            raise pytest.UsageError("mockllm: in-process mode needs respx for httpx clients: pip install respx") from None
-        to_engine = transport(self.engine, library="httpx")
-        router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True, using="httpx")
-        router.route(host=HOST, name="mockllm").mock(side_effect=to_engine.handle_request)
-
-        def elsewhere(request: Any) -> Any:
-            # Returning the request lets it pass through to the network; returning None lets
-            # the next respx router (the test's own) answer it, if there is one.
-            return None if len(respx.mocks.HTTPXMocker.routers) > 1 else request
-
-        router.route(name="mockllm-pass-through").mock(side_effect=elsewhere)
+        router = _respx_router()
+        self._previous, _current[0] = _current[0], transport(self.engine, library="httpx")
         router.start()
         self._router = router
 
     def _patch_httpx2(self) -> None:
-        import httpx2
+        httpx2: Any = importlib.import_module("httpx2")
 
         to_engine = transport(self.engine, library="httpx2")
         sync_send = httpx2.HTTPTransport.handle_request
@@ -84,13 +74,41 @@ class Interceptor:
         self._patches.setattr(httpx2.AsyncHTTPTransport, "handle_async_request", handle_async_request)
 
 
+_current: list[Any] = [None]  # the httpx transport of the test being run
+
+
+@functools.cache
+def _respx_router() -> Any:
+    """One respx router for the session, started and stopped per test (building one costs ~3 ms)."""
+    try:
+        import respx
+        import respx.mocks
+    except ImportError:
+        raise pytest.UsageError("mockllm: in-process mode needs respx for httpx clients: pip install respx") from None
+
+    def to_engine(request: Any) -> Any:
+        return _current[0].handle_request(request)
+
+    def elsewhere(request: Any) -> Any:
+        # Returning the request lets it pass through to the network; returning None lets
+        # the next respx router (the test's own) answer it, if there is one.
+        return None if len(respx.mocks.HTTPXMocker.routers) > 1 else request
+
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True, using="httpx")
+    router.route(host=HOST, name="mockllm").mock(side_effect=to_engine)
+    router.route(name="mockllm-pass-through").mock(side_effect=elsewhere)
+    return router
+
+
+@functools.cache
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
 def library_of_openai() -> str:
     """The HTTP library the installed openai SDK sends with: "httpx2" (openai >= 3) or "httpx"."""
     import openai
 
-    if importlib.util.find_spec("httpx2") is not None:
-        import httpx2
-
-        if issubclass(openai.DefaultHttpxClient, httpx2.Client):
-            return "httpx2"
+    if _installed("httpx2") and issubclass(openai.DefaultHttpxClient, importlib.import_module("httpx2").Client):
+        return "httpx2"
     return "httpx"

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +53,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.stash[_call_report] = report  # the fixture's teardown checks more when the test passed
@@ -87,7 +89,7 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
         server: BackgroundServer = request.getfixturevalue("mockllm_server")
         handle = MockLLM(engine, f"{server.url}/ns/{name}/v1", "server", search=search)
         server.namespaces[name] = engine
-        undo = lambda: server.namespaces.pop(name, None)  # noqa: E731
+        undo: Callable[[], object] = lambda: server.namespaces.pop(name, None)  # noqa: E731
     else:
         from mockllm.transport import HOST
 
@@ -103,7 +105,7 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
             try:
                 handle.load(path)
             except (ScenarioError, FileNotFoundError) as exc:
-                pytest.fail(f"@pytest.mark.mockllm: {exc}", pytrace=False)
+                pytest.fail(f"mockllm: @pytest.mark.mockllm: {exc}", pytrace=False)
         if settings.env:
             handle.patch_env()
         yield handle

@@ -69,13 +69,28 @@ def add_options(parser: pytest.Parser) -> None:
         ("time-scale", "multiplier of the scenarios' timing: 0 sends at once, 1 as written", "0"),
     ]
     for name, help_text, default in options:
-        group.addoption(f"--mockllm-{name}", dest=f"mockllm_{name.replace('-', '_')}", default=None, metavar="VALUE",
-                        help=f"{help_text} (default: {default})")
+        group.addoption(
+            f"--mockllm-{name}",
+            dest=f"mockllm_{name.replace('-', '_')}",
+            default=None,
+            metavar="VALUE",
+            help=f"{help_text} (default: {default})",
+        )
         parser.addini(f"mockllm_{name.replace('-', '_')}", f"{help_text} (default: {default})", default="")
-    group.addoption("--mockllm-assert-all-used", dest="mockllm_assert_all_used", action="store_const", const=True,
-                    default=None, help="fail a test whose rules were not all used, or replies not all played")
-    parser.addini("mockllm_assert_all_used", "fail a test whose rules were not all used (default: false)",
-                  type="bool", default=False)
+    group.addoption(
+        "--mockllm-assert-all-used",
+        dest="mockllm_assert_all_used",
+        action="store_const",
+        const=True,
+        default=None,
+        help="fail a test whose rules were not all used, or replies not all played",
+    )
+    parser.addini(
+        "mockllm_assert_all_used",
+        "fail a test whose rules were not all used (default: false)",
+        type="bool",
+        default=False,
+    )
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -123,11 +138,16 @@ def test_settings(settings: Settings, marker: pytest.Mark | None) -> TestSetting
     known = {f.name for f in dataclasses.fields(TestSettings)} - {"paths"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
-        pytest.fail(f"@pytest.mark.mockllm: unknown argument(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-                    pytrace=False)
+        pytest.fail(
+            f"mockllm: @pytest.mark.mockllm: unknown argument(s) {', '.join(unknown)};"
+            f" known: {', '.join(sorted(known))}",
+            pytrace=False,
+        )
     bad_paths = [p for p in marker.args if not isinstance(p, str | Path)]
     if bad_paths:
-        pytest.fail(f"@pytest.mark.mockllm: scenario paths must be str or Path, got {bad_paths[0]!r}", pytrace=False)
+        pytest.fail(
+            f"mockllm: @pytest.mark.mockllm: scenario paths must be str or Path, got {bad_paths[0]!r}", pytrace=False
+        )
     where = "@pytest.mark.mockllm"
     try:
         changes: dict[str, Any] = {"paths": tuple(str(p) for p in marker.args)}

@@ -11,9 +11,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: no cos
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 litellm = pytest.importorskip("litellm")  # litellm pins openai < 3: the openai-3 environment runs without it
 
-from plugin_helpers import in_both_modes, user  # noqa: E402
-
 from mockllm_pytest import MockLLM  # noqa: E402
+from plugin_helpers import in_both_modes, user  # noqa: E402
 
 STORY = "Once upon a time, a fake model streamed a story, one token at a time."
 
@@ -53,7 +52,11 @@ def test_a_dropped_stream_becomes_litellms_mid_stream_error(mockllm: MockLLM, mo
     got: list[str] = []
     with pytest.raises(litellm.exceptions.MidStreamFallbackError):
         for chunk in litellm.completion(
-            model="openai/gpt-4o-mini", api_base=mockllm.base_url, api_key="k", messages=user("drop"), stream=True,
+            model="openai/gpt-4o-mini",
+            api_base=mockllm.base_url,
+            api_key="k",
+            messages=user("drop"),
+            stream=True,
             max_retries=0,
         ):
             got.append(chunk.choices[0].delta.content or "")

@@ -6,9 +6,8 @@ import asyncio
 import json
 
 import openai
-from plugin_helpers import in_both_modes, user
-
 from mockllm_pytest import MockLLM
+from plugin_helpers import in_both_modes, user
 
 STORY = "Once upon a time, a fake model streamed a story, one token at a time."
 

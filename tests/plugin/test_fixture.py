@@ -7,9 +7,8 @@ import os
 import httpx
 import openai
 import pytest
-from plugin_helpers import SCENARIOS, in_both_modes, user
-
 from mockllm_pytest import API_KEY, MockLLM
+from plugin_helpers import SCENARIOS, in_both_modes, user
 
 
 @in_both_modes("scenarios/basic.yaml")
@@ -47,7 +46,9 @@ def test_stream_records_when_each_chunk_was_sent(mockllm: MockLLM, mode: str) ->
 def test_builder_and_add_and_load(mockllm: MockLLM, mode: str) -> None:
     rule = mockllm.reply("Bonjour", when_user_contains="french", name="french")
     mockllm.add({"name": "any-gpt-5", "match": {"model": "gpt-5*"}, "reply": {"content": "five"}})
-    mockllm.add({"rules": [{"name": "in-a-scenario", "match": {"user": {"equals": "ping"}}, "reply": {"content": "pong"}}]})
+    mockllm.add(
+        {"rules": [{"name": "in-a-scenario", "match": {"user": {"equals": "ping"}}, "reply": {"content": "pong"}}]}
+    )
     scenarios = mockllm.load("scenarios/basic.yaml")  # relative to this file's folder
     assert rule.name == "french" and rule.origin.startswith("test_fixture.py:")
     assert [s.source for s in scenarios] == [str(mockllm.resolve("scenarios/basic.yaml"))]
@@ -108,7 +109,9 @@ def test_patch_env_serves_clients_the_app_builds(mockllm: MockLLM, mode: str) ->
     assert os.environ["OPENAI_BASE_URL"] == mockllm.base_url
     assert os.environ["OPENAI_API_KEY"] == API_KEY
     client = openai.OpenAI()  # as application code would: configured by the environment
-    assert client.chat.completions.create(model="gpt-4o-mini", messages=user("1+1")).choices[0].message.content == "Two."
+    assert (
+        client.chat.completions.create(model="gpt-4o-mini", messages=user("1+1")).choices[0].message.content == "Two."
+    )
     client.close()
 
 

@@ -8,12 +8,12 @@ import pytest
 
 httpx2 = pytest.importorskip("httpx2")
 
+from mockllm_pytest import MockLLM  # noqa: E402
 from plugin_helpers import SCENARIOS, in_both_modes, user  # noqa: E402
 from test_same_bytes import _TRANSPORT_HEADERS, _reference, _request  # noqa: E402
 
 from mockllm import Engine  # noqa: E402
 from mockllm.transport import HOST, transport  # noqa: E402
-from mockllm_pytest import MockLLM  # noqa: E402
 
 
 def _fetch(client: object, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
@@ -46,7 +46,10 @@ def test_explicit_httpx2_transport_streams_on_schedule_and_fails_like_a_socket()
         assert arrivals[0] >= 0.05  # ttft 60 ms: the first chunk waits for its deadline (no upper bound: busy CI)
         for text, error in (("drop", httpx2.RemoteProtocolError), ("stall", httpx2.ReadTimeout)):
             got: list[bytes] = []
-            with pytest.raises(error), client.stream("POST", f"http://{HOST}/v1/chat/completions", json=_chat(text)) as r:
+            with (
+                pytest.raises(error),
+                client.stream("POST", f"http://{HOST}/v1/chat/completions", json=_chat(text)) as r,
+            ):
                 got.extend(r.iter_raw())
             assert len(got) == 3 and got[0].startswith(b"data: {")  # role chunk and two tokens, then the fault
     assert [(e.rule, e.aborted) for e in engine.journal] == [("timed", False), ("dropped", True), ("stalled", False)]
@@ -58,9 +61,12 @@ def test_async_httpx2_transport() -> None:
     engine = Engine(SCENARIOS / "basic.yaml", time_scale=0)
 
     async def main() -> list[bytes]:
-        async with httpx2.AsyncClient(transport=transport(engine, library="httpx2")) as client:
-            async with client.stream("POST", f"http://{HOST}/v1/chat/completions", json=_chat("story")) as response:
-                return [chunk async for chunk in response.aiter_raw()]
+        url = f"http://{HOST}/v1/chat/completions"
+        async with (
+            httpx2.AsyncClient(transport=transport(engine, library="httpx2")) as client,
+            client.stream("POST", url, json=_chat("story")) as response,
+        ):
+            return [chunk async for chunk in response.aiter_raw()]
 
     chunks = asyncio.run(main())
     assert chunks[-1] == b"data: [DONE]\n\n" and len(chunks) > 10

@@ -10,10 +10,10 @@ import httpx
 import openai
 import pytest
 import respx
+from mockllm_pytest import MockLLM
 from plugin_helpers import in_both_modes, user
 
 from mockllm.server import BackgroundServer
-from mockllm_pytest import MockLLM
 
 
 def _errors(name: str) -> tuple[type[BaseException], ...]:
@@ -52,9 +52,12 @@ def test_streams_keep_the_schedule(mockllm: MockLLM, mode: str) -> None:
 @in_both_modes("scenarios/timed.yaml")
 def test_a_dropped_stream_raises_mid_body(mockllm: MockLLM, mode: str) -> None:
     got: list[str] = []
-    with pytest.raises(_errors("RemoteProtocolError")), mockllm.client(max_retries=0).chat.completions.create(
-        model="gpt-4o-mini", messages=user("drop"), stream=True
-    ) as stream:
+    with (
+        pytest.raises(_errors("RemoteProtocolError")),
+        mockllm.client(max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=user("drop"), stream=True
+        ) as stream,
+    ):
         got.extend(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "".join(got) == "one two"
     assert mockllm.requests.last.aborted
@@ -63,9 +66,12 @@ def test_a_dropped_stream_raises_mid_body(mockllm: MockLLM, mode: str) -> None:
 @in_both_modes("scenarios/timed.yaml")
 def test_a_stall_longer_than_the_read_timeout_times_out(mockllm: MockLLM, mode: str) -> None:
     got: list[str] = []
-    with pytest.raises(_errors("ReadTimeout")), mockllm.client(max_retries=0, timeout=0.4).chat.completions.create(
-        model="gpt-4o-mini", messages=user("stall"), stream=True
-    ) as stream:
+    with (
+        pytest.raises(_errors("ReadTimeout")),
+        mockllm.client(max_retries=0, timeout=0.4).chat.completions.create(
+            model="gpt-4o-mini", messages=user("stall"), stream=True
+        ) as stream,
+    ):
         got.extend(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "".join(got) == "one two"
 

@@ -30,9 +30,13 @@ def test_command_line_beats_ini_beats_default(pytester: pytest.Pytester) -> None
     pytester.makepyfile(SHOW_SETTINGS)
     result = pytester.runpytest("-s", "--mockllm-seed=9")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["mockllm: mode=inprocess, scenarios=none, seed=9, time_scale=0.5, *", "*SETTINGS inprocess 9 0.5*"])
+    result.stdout.fnmatch_lines(
+        ["mockllm: mode=inprocess, scenarios=none, seed=9, time_scale=0.5, *", "*SETTINGS inprocess 9 0.5*"]
+    )
     result = pytester.runpytest("-s", "--mockllm-mode", "server", "--mockllm-time-scale", "2")
-    result.stdout.fnmatch_lines(["mockllm: mode=server, scenarios=none, seed=5, time_scale=2, *", "*SETTINGS server 5 2.0*"])
+    result.stdout.fnmatch_lines(
+        ["mockllm: mode=server, scenarios=none, seed=5, time_scale=2, *", "*SETTINGS server 5 2.0*"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -44,7 +48,11 @@ def test_command_line_beats_ini_beats_default(pytester: pytest.Pytester) -> None
         ("mockllm_seed = 1.5", [], "mockllm: ini option mockllm_seed must be an integer; got '1.5'"),
         ("", ["--mockllm-time-scale=-1"], "mockllm: --mockllm-time-scale must be a number >= 0 *; got '-1'"),
         ("mockllm_time_scale = fast", [], "mockllm: ini option mockllm_time_scale must be a number >= 0 *; got 'fast'"),
-        ("", ["--mockllm-scenarios=nowhere"], "mockllm: --mockllm-scenarios: no such scenario file or folder: *nowhere"),
+        (
+            "",
+            ["--mockllm-scenarios=nowhere"],
+            "mockllm: --mockllm-scenarios: no such scenario file or folder: *nowhere",
+        ),
         ("mockllm_scenarios = bad.yaml", [], "mockllm: the scenarios option names files that do not load:"),
     ],
     ids=["mode", "ini-mode", "seed", "ini-seed", "time-scale", "ini-time-scale", "scenarios", "ini-bad-yaml"],
@@ -65,8 +73,10 @@ def test_bad_values_stop_the_run_with_a_usage_error(
 def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None,"
-         " allow_unmatched=False): scenario files or folders*"]
+        [
+            "@pytest.mark.mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None,"
+            " allow_unmatched=False): scenario files or folders*"
+        ]
     )
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["mockllm:*", "*--mockllm-mode=VALUE*", "*--mockllm-assert-all-used*"])
@@ -117,10 +127,11 @@ def test_bad_markers_fail_the_test_clearly(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(
         [
-            "*@pytest.mark.mockllm: unknown argument(s) mood; known: allow_unmatched, assert_all_used, env, mode, seed,*",
+            "*mockllm: @pytest.mark.mockllm: unknown argument(s) mood;"
+            " known: allow_unmatched, assert_all_used, env, mode, seed, time_scale",
             "*mockllm: @pytest.mark.mockllm(mode=...) must be one of server, inprocess; got 'live'",
             "*mockllm: @pytest.mark.mockllm(time_scale=...) must be a number >= 0*got 'fast'",
-            "*@pytest.mark.mockllm: mockllm: no scenario file or folder 'missing.yaml' (looked at: *missing.yaml, *)",
+            "*mockllm: @pytest.mark.mockllm: no scenario file or folder 'missing.yaml' (looked at: *missing.yaml, *)",
         ]
     )
 

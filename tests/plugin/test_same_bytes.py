@@ -11,12 +11,12 @@ import json
 
 import httpx
 import pytest
+from mockllm_pytest import MockLLM
 from plugin_helpers import SCENARIOS, in_both_modes, user
 
 from mockllm import Engine
 from mockllm.server import BackgroundServer
 from mockllm.transport import transport
-from mockllm_pytest import MockLLM
 
 # Headers the HTTP layer adds or frames differently, not the Engine's.
 _TRANSPORT_HEADERS = {"date", "server", "transfer-encoding", "content-length"}
