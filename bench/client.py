@@ -13,7 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["Conn", "Response", "connect", "load", "request_bytes", "timed_streams"]
+__all__ = ["Conn", "Response", "connect", "load", "reopen", "request_bytes", "timed_streams"]
 
 
 def request_bytes(path: str, body: bytes, port: int) -> bytes:
@@ -196,6 +196,13 @@ class LoadResult:
     @property
     def eps(self) -> float:
         return self.events / self.seconds
+
+
+async def reopen(conns: list[Conn], port: int) -> None:
+    """Replace the connections the server closed (uvicorn drops keep-alives idle for 5 s)."""
+    for i, conn in enumerate(conns):
+        if conn.transport is None or conn.transport.is_closing():
+            conns[i] = await connect(port, conn.request, conn.timed)
 
 
 async def load(conns: list[Conn], seconds: float) -> LoadResult:

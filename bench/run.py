@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .client import Conn, connect, load, request_bytes, timed_streams
+from .client import Conn, connect, load, reopen, request_bytes, timed_streams
 from .servers import JSON_REQUEST, STREAM_REQUEST, stream_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +71,7 @@ class Round:
 
 
 async def _round(child: Child, conns: list[Conn], seconds: float, events: bool) -> Round:
+    await reopen(conns, child.port)
     cpu0, mine0 = child.cpu(), time.process_time()
     result = await load(conns, seconds)
     cpu1, mine1 = child.cpu(), time.process_time()
@@ -150,14 +151,15 @@ async def first_byte(args: argparse.Namespace) -> list[Ttfb]:
     out = []
     with serving("mockllm", "mockllm", "--scenario", "ttfb") as mock:
         for user, chunks in (("short", 3), ("long", 20_000)):
-            conn = await connect(mock.port, request_bytes("/v1/chat/completions", stream_request(user), mock.port))
+            conns = [await connect(mock.port, request_bytes("/v1/chat/completions", stream_request(user), mock.port))]
             samples = []
             for _ in range(args.ttfb_runs + 1):  # the first is a warm-up
-                ((sent, resp),) = await timed_streams([conn])
+                await reopen(conns, mock.port)
+                ((sent, resp),) = await timed_streams(conns)
                 if resp.events != chunks + 3:
                     raise RuntimeError(f"ttfb: expected {chunks + 3} events, got {resp.events}")
                 samples.append((resp.first_byte - sent, resp.first_event - sent, resp.done - sent))
-            conn.close()
+            conns[0].close()
             samples = samples[1:]
             out.append(Ttfb(chunks, *(statistics.median(s[i] for s in samples) for i in range(3))))
     return out
@@ -191,6 +193,7 @@ async def _fidelity(child: Child, streams: int, runs: int, chunks: int, gap: flo
     gaps: list[float] = []
     cpu_used = wall = 0.0
     for _ in range(runs):
+        await reopen(conns, child.port)
         cpu0, t0 = child.cpu(), time.perf_counter()
         results = await timed_streams(conns)
         cpu1, t1 = child.cpu(), time.perf_counter()

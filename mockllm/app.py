@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .engine import Engine
 from .plan import Answer
@@ -62,10 +62,29 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+# Most response headers are the same on every answer (content type, rate limits): encode each once.
+_encoded: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    out = []
+    for pair in headers:
+        done = _encoded.get(pair)
+        if done is None:
+            done = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+            if pair[0] not in _PER_ANSWER and len(_encoded) < 4096:
+                _encoded[pair] = done
+        out.append(done)
+    return out
+
+
+_PER_ANSWER = frozenset(("x-request-id", "openai-processing-ms", "content-length"))
+
+
 async def send_answer(answer: Answer, receive: Receive, send: Send, start: float) -> None:
     """Send an Answer over ASGI, each part at its deadline (loop time `start` + offset)."""
     loop = asyncio.get_running_loop()
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    headers = _encode_headers(answer.headers)
     entry = answer.entry
     if answer.writes is None:
         if answer.delay > 0 and not await _until_unless_gone(loop, start + answer.delay, receive):
@@ -94,18 +113,20 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
             writer.cancel()
 
     watcher = loop.create_task(watch())
+    now = loop.time
+    sent = entry.sent if entry is not None else None
     try:
         for write in answer.writes:
             deadline = start + write.at
-            if deadline > loop.time():
+            if deadline > now():
                 await _until(loop, deadline)
             if write.abort:
                 if entry is not None:
                     entry.aborted = True
                 raise Aborted
             await send({"type": "http.response.body", "body": write.data, "more_body": True})
-            if entry is not None:
-                entry.sent.append(loop.time() - start)
+            if sent is not None:
+                sent.append(now() - start)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not gone:
@@ -194,6 +215,62 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return Response(body, 500, media_type="application/json")
 
 
+_CHAT_PATH = "/v1/chat/completions"
+
+
+class _Started:
+    """An ASGI send that remembers whether the response has started."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+class _App(Starlette):
+    """Starlette, with its hottest route served directly.
+
+    POST /v1/chat/completions (and its namespaced twin) skips the middleware stack and
+    the route table: for a short answer they cost as much as mockllm's own work. The
+    outcome is the same as through them: a crash before the response starts gets the
+    500 envelope, and the exception still reaches the server. Anything else (other
+    routes, a root_path, added middleware) goes through Starlette.
+    """
+
+    def __init__(self, chat: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._chat = chat
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path") and not self.user_middleware:
+            path = scope["path"]
+            params: dict[str, str] | None = None
+            if path == _CHAT_PATH:
+                params = {}
+            elif path.startswith("/ns/") and path.endswith(_CHAT_PATH):
+                ns = path[4 : -len(_CHAT_PATH)]
+                if ns and "/" not in ns:
+                    params = {"ns": ns}
+            if params is not None:
+                scope["app"] = self
+                scope["path_params"] = params
+                started = _Started(send)
+                try:
+                    await self._chat(scope, receive, started)
+                except Exception as exc:
+                    if not started.started:
+                        await (await _crash(Request(scope), exc))(scope, receive, send)
+                    raise
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = None) -> Starlette:
     """The ASGI app. `namespaces` maps a name to an Engine served under /ns/{name}/v1."""
     routes_of = _Routes(engine, namespaces if namespaces is not None else {})
@@ -207,4 +284,4 @@ def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = 
     routes.append(
         Route("/openai/deployments/{deployment}/chat/completions", _Endpoint(routes_of.chat), methods=["POST"])
     )
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})
+    return _App(routes_of.chat, routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})

@@ -48,6 +48,7 @@ class MockLLM:
         self._library = library  # in-process: which HTTP library the openai SDK uses
         self._closers: list[Callable[[], Any]] = []
         self._env = pytest.MonkeyPatch()
+        self._files: set[Path] = set()  # scenario files loaded, so none is loaded twice
 
     def __repr__(self) -> str:
         return (
@@ -57,11 +58,23 @@ class MockLLM:
     # -- rules -------------------------------------------------------------------------
 
     def load(self, path: str | Path) -> list[Scenario]:
-        """Add the rules of a scenario file or folder (relative: to the test file's folder, else the rootdir)."""
-        scenarios = _load(self.resolve(path))
+        """Add the rules of a scenario file or folder (relative: to the test file's folder, else the rootdir).
+
+        A file already loaded for this test (say, by the `mockllm_scenarios` option and again by
+        the marker) is not loaded twice: its rules would shadow themselves.
+        """
+        return self.use(_load(self.resolve(path)))
+
+    def use(self, scenarios: list[Scenario]) -> list[Scenario]:
+        """Add loaded scenarios' rules, skipping files this test has already loaded."""
+        added = []
         for scenario in scenarios:
-            self.engine.router.add(scenario.rules)
-        return scenarios
+            file = Path(scenario.source).resolve()
+            if file not in self._files:
+                self._files.add(file)
+                self.engine.router.add(scenario.rules)
+                added.append(scenario)
+        return added
 
     def add(self, data: Mapping[str, Any]) -> Scenario:
         """Add one rule (`{"match": ..., "reply": ...}`) or a whole scenario mapping (`{"rules": [...]}`)."""
@@ -159,10 +172,11 @@ class MockLLM:
         """Assert requests were received (exactly `times` of them, if given), all or those `rule` answered."""
         __tracebackhide__ = True
         entries = [e for e in self.requests if rule is None or e.rule == rule]
-        what = "requests" if rule is None else f"requests answered by rule {rule!r}"
         if (times is None and not entries) or (times is not None and len(entries) != times):
-            wanted = "at least 1" if times is None else str(times)
-            raise AssertionError(f"mockllm: expected {wanted} {what}, got {len(entries)}\n{self._listing()}")
+            wanted = "at least 1 request" if times is None else _count(times, "request")
+            if rule is not None:
+                wanted += f" answered by rule {rule!r}"
+            raise AssertionError(f"mockllm: expected {wanted}, got {len(entries)}\n{self._listing()}")
 
     def assert_not_called(self) -> None:
         __tracebackhide__ = True
@@ -216,10 +230,10 @@ class MockLLM:
         """A scenario path: absolute as is; relative, in the test file's folder, else the rootdir."""
         path = Path(path)
         if path.is_absolute():
-            return path
+            return readable(path)
         for folder in self._search:
             if (folder / path).exists():
-                return _short(folder / path)
+                return readable(folder / path)
         tried = ", ".join(str(folder / path) for folder in self._search)
         raise FileNotFoundError(f"no scenario file or folder {str(path)!r} (looked at: {tried})")
 
@@ -232,8 +246,9 @@ def _load(path: Path) -> list[Scenario]:
     session's compiled rules (they are immutable; call counts live in each Engine's Router)."""
     root = path.resolve()
     files = sorted(root.rglob("*")) if root.is_dir() else [root]
-    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
-    key = (root, stamp)
+    stats = [(f, f.stat()) for f in files if f.is_file()]
+    stamp = tuple((str(f), st.st_mtime_ns, st.st_size) for f, st in stats)
+    key = (path, stamp)  # the path as given: it names the rules' origins
     if key not in _loaded:
         if len(_loaded) > 256:
             _loaded.clear()
@@ -267,7 +282,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _short(path: Path) -> Path:
+def readable(path: Path) -> Path:
     """Relative to the working directory when under it, so diagnostics stay readable."""
     try:
         return path.resolve().relative_to(Path.cwd())
@@ -276,7 +291,7 @@ def _short(path: Path) -> Path:
 
 
 def _caller() -> str:
-    """ "file:line" of the test code that added a rule, for diagnostics."""
+    """Where the test added a rule (file:line), to name it in diagnostics."""
     import sys
 
     frame = sys._getframe(2)

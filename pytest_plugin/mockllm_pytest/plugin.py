@@ -17,7 +17,7 @@ import pytest
 
 from mockllm import Engine, Scenario, ScenarioError, load
 
-from .handle import MockLLM
+from .handle import MockLLM, readable
 from .settings import MARKER, Settings, add_options, read_settings, test_settings
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     defaults: list[Scenario] = []
     if settings.scenarios is not None:
         try:
-            defaults = load(settings.scenarios)
+            defaults = load(readable(settings.scenarios))
         except ScenarioError as exc:
             raise pytest.UsageError(f"mockllm: the scenarios option names files that do not load:\n{exc}") from None
     config.stash[_settings] = settings
@@ -81,7 +81,7 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
     """
     config = request.config
     settings = test_settings(config.stash[_settings], request.node.get_closest_marker("mockllm"))
-    engine = Engine(config.stash[_defaults], seed=settings.seed, time_scale=settings.time_scale)
+    engine = Engine(seed=settings.seed, time_scale=settings.time_scale)
     search = (Path(request.path).parent, config.rootpath)
     name = f"t{next(_names)}"
 
@@ -101,6 +101,7 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
         undo = interceptor.stop
 
     try:
+        handle.use(config.stash[_defaults])
         for path in settings.paths:
             try:
                 handle.load(path)

@@ -131,13 +131,13 @@ def test_env_was_restored() -> None:  # runs after the test above (file order)
 @in_both_modes()
 def test_assert_called_messages(mockllm: MockLLM, mode: str) -> None:
     mockllm.assert_not_called()
-    with pytest.raises(AssertionError, match=r"expected at least 1 requests, got 0\n  \(no requests received\)"):
+    with pytest.raises(AssertionError, match=r"expected at least 1 request, got 0\n  \(no requests received\)"):
         mockllm.assert_called()
     mockllm.reply("hi", name="hi")
     mockllm.client().chat.completions.create(model="gpt-4o-mini", messages=user("hello"))
     with pytest.raises(AssertionError, match=r"expected 2 requests, got 1\n  #0 POST /\S*v1/chat/completions -> 200"):
         mockllm.assert_called(times=2)
-    with pytest.raises(AssertionError, match="expected at least 1 requests answered by rule 'other', got 0"):
+    with pytest.raises(AssertionError, match="expected at least 1 request answered by rule 'other', got 0"):
         mockllm.assert_called(rule="other")
 
 

@@ -122,7 +122,7 @@ PYPROJECT = """\
 [tool.pytest.ini_options]
 mockllm_mode = "inprocess"
 mockllm_scenarios = "tests/scenarios"
-mockllm_seed = "7"
+mockllm_seed = 7
 mockllm_assert_all_used = true
 """
 
@@ -199,5 +199,5 @@ def test_the_pyproject_settings(project: pytest.Pytester) -> None:
     # assert_all_used is on and the test leaves the summary rule unused: it fails at teardown, and says so.
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["mockllm: 1 rule never used (assert_all_used is on):", "  - summary (*summary.yaml:3)"]
+        ["mockllm: 1 rule never used (assert_all_used is on):", "  - summary (tests/scenarios/summary.yaml:4)"]
     )
