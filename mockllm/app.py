@@ -116,15 +116,15 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
     now = loop.time
     sent = entry.sent if entry is not None else None
     try:
-        for write in answer.writes:
-            deadline = start + write.at
+        for at, data, abort in answer.writes:
+            deadline = start + at
             if deadline > now():
                 await _until(loop, deadline)
-            if write.abort:
+            if abort:
                 if entry is not None:
                     entry.aborted = True
                 raise Aborted
-            await send({"type": "http.response.body", "body": write.data, "more_body": True})
+            await send({"type": "http.response.body", "body": data, "more_body": True})
             if sent is not None:
                 sent.append(now() - start)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -248,7 +248,8 @@ class _App(Starlette):
         self._chat = chat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path") and not self.user_middleware:
+        fast = scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path")
+        if fast and not self.user_middleware:
             path = scope["path"]
             params: dict[str, str] | None = None
             if path == _CHAT_PATH:

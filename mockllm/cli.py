@@ -74,7 +74,7 @@ def _validate(paths: list[Path]) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import run
+    from .server import listen, run
 
     paths: list[Path] = args.scenarios or [bundled_scenarios()]
     engine = Engine(seed=args.seed, time_scale=args.time_scale)
@@ -84,12 +84,17 @@ def _serve(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return 1
-    rules = len(engine.router.rules)
-    where = ", ".join(str(p) for p in paths)
-    print(f"mockllm: {rules} rule(s) from {where}", file=sys.stderr)
-    print(f"mockllm: OPENAI_BASE_URL=http://{args.host}:{args.port}/v1", file=sys.stderr)
     try:
-        run(engine, host=args.host, port=args.port, access_log=args.access_log)
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        print(f"mockllm: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    where = ", ".join(str(p) for p in paths)
+    print(f"mockllm: {len(engine.router.rules)} rule(s) from {where}", file=sys.stderr)
+    print(f"mockllm: OPENAI_BASE_URL=http://{args.host}:{port}/v1", file=sys.stderr)
+    try:
+        run(engine, sock, access_log=args.access_log)
     except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C: no traceback for that
         return 130
     return 0

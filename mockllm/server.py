@@ -14,7 +14,7 @@ import uvicorn
 from .app import create_app
 from .engine import Engine
 
-__all__ = ["BackgroundServer", "run", "uvicorn_config"]
+__all__ = ["BackgroundServer", "listen", "run", "uvicorn_config"]
 
 
 def _fastest(name: str, fast: str) -> str:
@@ -35,9 +35,22 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, access_l
     )
 
 
-def run(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, access_log: bool = False) -> None:
-    """Serve `engine` until interrupted."""
-    uvicorn.Server(uvicorn_config(create_app(engine), host, port, access_log)).run()
+def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A TCP socket bound to host:port (port 0 picks a free one), so the real port is known."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def run(engine: Engine, sock: socket.socket, *, access_log: bool = False) -> None:
+    """Serve `engine` on a bound socket (see `listen`) until interrupted."""
+    host, port = sock.getsockname()[:2]
+    uvicorn.Server(uvicorn_config(create_app(engine), host, port, access_log)).run(sockets=[sock])
 
 
 class BackgroundServer:

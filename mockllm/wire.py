@@ -21,6 +21,7 @@ __all__ = [
     "error_body",
     "model_object",
     "models_body",
+    "usage_json",
     "usage_object",
 ]
 
@@ -81,20 +82,17 @@ def azure_error_body(code: str, message: str) -> bytes:
     return dumps({"error": {"code": code, "message": message}}).encode()
 
 
-_USAGE_TEXT = (
-    '{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{},'
-    '"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},'
-    '"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,'
-    '"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}'
-)
+def usage_json(prompt: int, completion: int) -> str:
+    """`dumps(usage_object(prompt, completion))`, without building the dict (on every request's path)."""
+    return (
+        f'{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{prompt + completion},'
+        '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+        '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
+    )
 
 
-def usage_text(usage: dict[str, Any]) -> str:
-    """`dumps(usage)`, several times faster for what usage_object builds."""
-    p, c, t = usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
-    if type(p) is int and type(c) is int and type(t) is int and usage == usage_object(p, c) and t == p + c:
-        return _USAGE_TEXT.format(p, c, t)
-    return dumps(usage)
+def _usage(usage: dict[str, Any] | str) -> str:
+    return usage if isinstance(usage, str) else dumps(usage)
 
 
 def usage_object(prompt: int, completion: int) -> dict[str, Any]:
@@ -128,19 +126,21 @@ def completion_body(
     content: str | None,
     tool_calls: Sequence[ToolCallWire],
     finish_reason: str,
-    usage: dict[str, Any],
+    usage: dict[str, Any] | str,  # a usage object, or its JSON (usage_json)
 ) -> bytes:
     # Built from parts (no dict, one encoder call per string): it is on every request's path.
     calls = ""
     if tool_calls:
-        calls = ',"tool_calls":[' + ",".join(
-            f'{{"id":{_str(t.id)},"type":"function","function":{{"name":{_str(t.name)},"arguments":{_str(t.arguments)}}}}}'
+        items = (
+            f'{{"id":{_str(t.id)},"type":"function","function":{{"name":{_str(t.name)},'
+            f'"arguments":{_str(t.arguments)}}}}}'
             for t in tool_calls
-        ) + "]"
+        )
+        calls = f',"tool_calls":[{",".join(items)}]'
     return (
         f'{{"id":{_str(id)},"object":"chat.completion","created":{created},"model":{_str(model)},'
         f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{_nullable(content)},"refusal":null,'
-        f'"annotations":[]{calls}}},"finish_reason":{_nullable(finish_reason)}}}],"usage":{usage_text(usage)},'
+        f'"annotations":[]{calls}}},"finish_reason":{_nullable(finish_reason)}}}],"usage":{_usage(usage)},'
         f'"service_tier":"default","system_fingerprint":{_nullable(fingerprint)}}}'
     ).encode()
 
@@ -181,8 +181,16 @@ class ChunkMaker:
         ends = self._ends
         return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{ends[n % len(ends)]}'
 
-    def usage_chunk(self, n: int, usage: dict[str, Any]) -> str:
-        return f'{self._head}],"usage":{usage_text(usage)}{self._end(n)}'
+    def content_chunk(self, n: int, text: str) -> str:
+        """`chunk(n, content_delta(text))` in one step (the hot path of a stream)."""
+        ends = self._ends
+        return (
+            f'{self._head}{{"index":0,"delta":{{"content":{_str(text)}}},"finish_reason":null}}]'
+            f"{self._tail}{ends[n % len(ends)]}"
+        )
+
+    def usage_chunk(self, n: int, usage: dict[str, Any] | str) -> str:
+        return f'{self._head}],"usage":{_usage(usage)}{self._end(n)}'
 
     @staticmethod
     def role_delta(content_null: bool = False) -> str:

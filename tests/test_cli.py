@@ -217,3 +217,35 @@ def test_serve_several_scenario_paths_and_seed(tmp_path: Path) -> None:
         assert code == 130, err
         assert "2 rule(s)" in err
     assert texts[0] == texts[1] != texts[2]  # --seed drives generated text
+
+
+def test_serve_on_port_0_prints_the_port_it_got() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockllm", "serve", "--port", "0", "--time-scale", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        deadline = time.monotonic() + 60
+        while "OPENAI_BASE_URL=" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+        base_url = line.strip().split("OPENAI_BASE_URL=", 1)[1]
+        assert not base_url.endswith(":0/v1")
+        client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=5)
+        assert client.models.list().data
+    finally:
+        stop(proc)
+
+
+def test_serve_on_a_busy_port_says_so() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = mockllm("serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"mockllm: cannot listen on 127.0.0.1:{port}: " in result.stderr
+    assert "Traceback" not in result.stderr
