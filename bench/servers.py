@@ -1,28 +1,34 @@
 """The servers the benchmarks compare, each run in its own process: `python -m bench.servers KIND`.
 
-- `mockllm`: mockllm's real app (`create_app` + `server.uvicorn_config`) with the bench scenario.
+- `mockllm`: mockllm itself, started as `mockllm serve` starts it (`mockllm.server.run`: `create_app`,
+  `uvicorn_config`), with one of the bench scenarios (`--scenario throughput|ttfb|timed`).
 - `floor`: the least a starlette app can do to answer the same requests: a precomputed JSON body, or
   a StreamingResponse of precomputed `data: ...` events. The bytes are mockllm's own (built once at
-  start-up), so both servers send the same payloads; only the work per request differs.
+  start-up), so the servers send the same payloads; only the work per request differs.
+- `floor-headers`: the same, also sending mockllm's response headers.
 - `naive`: a starlette stream that sleeps the gap before each chunk (summed `asyncio.sleep`), the
   usual way fakes pace a stream, for the timing-fidelity comparison.
 
-All three run under uvicorn with the very same settings (`mockllm.server.uvicorn_config`: uvloop,
-httptools, no access log) on a loopback socket bound to port 0; the child prints `PORT <n>` once
-it listens.
+All run under uvicorn with the very same settings (`mockllm.server.uvicorn_config`: uvloop, httptools,
+no access log) on a loopback port picked by the system; the child prints `PORT <n>` once it accepts
+connections, and stops when its stdin closes (the bench ended, however it ended).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
+import os
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import uvicorn
 from starlette.applications import Starlette
@@ -31,8 +37,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from mockllm import Engine
-from mockllm.app import create_app
-from mockllm.server import uvicorn_config
+from mockllm.server import listen, run, uvicorn_config
 
 # What an SDK sends (compact JSON, as openai-python does); the bench client posts these bytes.
 JSON_REQUEST = json.dumps(
@@ -79,29 +84,48 @@ def engine(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms:
     return eng
 
 
-def mockllm_payloads(stream_chunks: int) -> tuple[bytes, list[bytes]]:
-    """mockllm's own answers to the bench requests: the JSON body, and the stream's writes."""
+class Payloads(NamedTuple):
+    """mockllm's own answers to the bench requests, to replay verbatim."""
+
+    body: bytes  # the non-streamed chat.completion
+    body_headers: dict[str, str]  # its headers, but content-type
+    events: list[bytes]  # the stream's writes: role, contents, finish, [DONE]
+    stream_headers: dict[str, str]
+
+
+def mockllm_payloads(stream_chunks: int) -> Payloads:
     eng = engine("throughput", stream_chunks)
-    body = eng.chat(JSON_REQUEST, {}).body
-    writes = eng.chat(STREAM_REQUEST, {}).writes
-    assert writes is not None
-    return body, [w.data for w in writes]
+    plain, streamed = eng.chat(JSON_REQUEST, {}), eng.chat(STREAM_REQUEST, {})
+    assert streamed.writes is not None
+    others = (
+        [(k, v) for k, v in plain.headers if k != "content-type"],
+        [(k, v) for k, v in streamed.headers if k != "content-type"],
+    )
+    return Payloads(plain.body, dict(others[0]), [w.data for w in streamed.writes], dict(others[1]))
 
 
-def floor_app(stream_chunks: int) -> Starlette:
-    body, events = mockllm_payloads(stream_chunks)
+def floor_app(stream_chunks: int, same_headers: bool = False) -> Starlette:
+    """The floor: precomputed bytes, and nothing else (not even reading the request body).
+
+    With `same_headers`, it also sends mockllm's response headers (x-request-id, rate limits...),
+    which uvicorn's header handling makes cost ~10% of a short answer on its own.
+    """
+    p = mockllm_payloads(stream_chunks)
+    body_headers = p.body_headers if same_headers else None
+    stream_headers = p.stream_headers if same_headers else None
+    events = p.events
 
     async def chat(request: Request) -> Response:
-        return Response(body, media_type="application/json")
+        return Response(p.body, media_type="application/json", headers=body_headers)
 
     async def replay() -> AsyncIterator[bytes]:
         for event in events:
             yield event
 
     async def stream(request: Request) -> Response:
-        return StreamingResponse(replay(), media_type="text/event-stream; charset=utf-8")
+        return StreamingResponse(replay(), media_type="text/event-stream; charset=utf-8", headers=stream_headers)
 
-    # The floor skips even reading the request body and routes on the path: a strict floor.
+    # Routed on the path, so it need not read the body to tell a stream from a JSON answer.
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -111,7 +135,7 @@ def floor_app(stream_chunks: int) -> Starlette:
 
 
 def naive_app(timed_chunks: int, gap_ms: float) -> Starlette:
-    _, events = mockllm_payloads(timed_chunks)  # role, contents..., finish, [DONE]
+    events = mockllm_payloads(timed_chunks).events  # role, contents..., finish, [DONE]
     gap = gap_ms / 1000
 
     async def replay() -> AsyncIterator[bytes]:
@@ -130,40 +154,45 @@ def naive_app(timed_chunks: int, gap_ms: float) -> Starlette:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
-    parser.add_argument("kind", choices=["mockllm", "floor", "naive"])
+    parser.add_argument("kind", choices=["mockllm", "floor", "floor-headers", "naive"])
     parser.add_argument("--scenario", choices=["throughput", "ttfb", "timed"], default="throughput")
     parser.add_argument("--stream-chunks", type=int, default=100)
     parser.add_argument("--timed-chunks", type=int, default=200)
     parser.add_argument("--gap-ms", type=float, default=10.0)
     args = parser.parse_args(argv)
 
-    app: Any
-    if args.kind == "mockllm":
-        app = create_app(engine(args.scenario, args.stream_chunks, args.timed_chunks, args.gap_ms))
-    elif args.kind == "floor":
-        app = floor_app(args.stream_chunks)
-    else:
+    app: Any = None
+    if args.kind.startswith("floor"):
+        app = floor_app(args.stream_chunks, same_headers=args.kind == "floor-headers")
+    elif args.kind == "naive":
         app = naive_app(args.timed_chunks, args.gap_ms)
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, port=port))
 
     def announce() -> None:
-        while not server.started:
-            time.sleep(0.005)
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.01)
         print(f"PORT {port}", flush=True)
 
     def orphaned() -> None:
         sys.stdin.read()  # EOF: the bench that started us is gone, however it ended
-        server.should_exit = True
+        os.kill(os.getpid(), signal.SIGINT)  # uvicorn's own graceful stop
 
     threading.Thread(target=announce, daemon=True).start()
     threading.Thread(target=orphaned, daemon=True).start()
-    server.run(sockets=[sock])  # as `mockllm serve` runs: the loop uvicorn's config picks
-    sys.exit(0)
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.kind == "mockllm":
+            run(engine(args.scenario, args.stream_chunks, args.timed_chunks, args.gap_ms), sock)  # = `mockllm serve`
+        else:
+            # The same uvicorn settings, and the same heap freeze as `run` (see mockllm.server.run).
+            server = uvicorn.Server(uvicorn_config(app, port=port))
+            gc.freeze()
+            server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

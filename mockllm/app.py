@@ -100,6 +100,8 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
         return
 
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    if type(send) is _Started:
+        send = send.send  # it has seen the start, all it watched for: skip it on every event
     # A client that goes away must not keep a stalled or slow stream alive: watch for it.
     writer = asyncio.current_task()
     gone = False
@@ -117,9 +119,8 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
     sent = entry.sent if entry is not None else None
     try:
         for at, data, abort in answer.writes:
-            deadline = start + at
-            if deadline > now():
-                await _until(loop, deadline)
+            if at and start + at > now():  # `at` is never negative: 0 is due now (time scale 0)
+                await _until(loop, start + at)
             if abort:
                 if entry is not None:
                     entry.aborted = True

@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# What `_encode` does to a str, without its type checks: the hot paths below build JSON
-# text from parts with it (byte-identical to dumps; a test compares them).
+# What `_encode` does to a str, without its dispatch: the hot paths below build JSON text
+# from parts with it, byte for byte what dumps() of the whole object gives.
 _str: Any = json.encoder.encode_basestring
 
 
