@@ -24,6 +24,16 @@ def _time_scale(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mockllm",
@@ -47,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="S",
         help="multiply every delay: 0 sends at once, 1 as written, 0.1 ten times faster (default: 1)",
+    )
+    serve.add_argument(
+        "--journal-size",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="how many of the latest requests to remember (default: 1000)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs speed)")
     validate = sub.add_parser("validate", help="check scenario files; exit 1 at the first bad one")
@@ -77,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import listen, run
 
     paths: list[Path] = args.scenarios or [bundled_scenarios()]
-    engine = Engine(seed=args.seed, time_scale=args.time_scale)
+    engine = Engine(seed=args.seed, time_scale=args.time_scale, journal_limit=args.journal_size)
     try:
         for path in paths:
             engine.load(path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from dataclasses import dataclass
 
 __all__ = ["Derived"]
 
@@ -19,13 +18,27 @@ _EPOCH_START = 1_704_067_200
 _EPOCH_SPAN = 63_158_400
 
 
-@dataclass(frozen=True, slots=True)
-class Derived:
-    """The derived identity of one answered call."""
+# byte -> one of 62 letters and digits, for bytes.translate (a Python loop per character costs more)
+_TO_ALNUM = bytes(ord(_ALNUM[b % len(_ALNUM)]) for b in range(256))
 
-    seed: int
-    rule_key: str
-    call_index: int
+
+class Derived:
+    """The derived identity of one answered call.
+
+    The values every answer needs (id, created, x-request-id) come from one digest, made
+    once; other purposes (tool-call ids, jitter, generated text) hash their own.
+    """
+
+    __slots__ = ("_core", "call_index", "rule_key", "seed")
+
+    def __init__(self, seed: int, rule_key: str, call_index: int) -> None:
+        self.seed = seed
+        self.rule_key = rule_key
+        self.call_index = call_index
+        self._core = self._digest("core", 64)
+
+    def __repr__(self) -> str:
+        return f"Derived(seed={self.seed}, rule_key={self.rule_key!r}, call_index={self.call_index})"
 
     def _digest(self, purpose: str, size: int = 32) -> bytes:
         text = f"{self.seed}\x1f{self.rule_key}\x1f{self.call_index}\x1f{purpose}"
@@ -38,29 +51,25 @@ class Derived:
         return random.Random(self.number(purpose))
 
     def alnum(self, purpose: str, length: int) -> str:
-        digest = self._digest(purpose, 64)
-        return "".join(_ALNUM[b % len(_ALNUM)] for b in digest[:length])
-
-    def hex(self, purpose: str, length: int) -> str:
-        return self._digest(purpose, 32).hex()[:length]
+        return self._digest(purpose, 64)[:length].translate(_TO_ALNUM).decode("ascii")
 
     @property
     def completion_id(self) -> str:
-        return "chatcmpl-" + self.alnum("id", 29)
+        return "chatcmpl-" + self._core[:29].translate(_TO_ALNUM).decode("ascii")
 
     @property
     def created(self) -> int:
-        return _EPOCH_START + self.number("created") % _EPOCH_SPAN
+        return _EPOCH_START + int.from_bytes(self._core[29:37], "big") % _EPOCH_SPAN
+
+    @property
+    def request_id(self) -> str:
+        return "req_" + self._core[37:53].hex()
 
     @property
     def fingerprint(self) -> str:
         # Per seed, not per call: real fingerprints change with deployments, not requests.
         digest = hashlib.blake2b(f"{self.seed}\x1ffp".encode(), digest_size=8).hexdigest()
         return "fp_" + digest[:10]
-
-    @property
-    def request_id(self) -> str:
-        return "req_" + self.hex("request-id", 32)
 
     def call_id(self, index: int) -> str:
         return "call_" + self.alnum(f"call-{index}", 24)

@@ -37,13 +37,14 @@ class Engine:
         *,
         seed: int = 0,
         time_scale: float = 1.0,
+        journal_limit: int | None = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale must be 0 or more, got {time_scale}")
         self.seed = seed
         self.time_scale = time_scale
         self.router = Router()
-        self.journal = Journal()
+        self.journal = Journal(journal_limit)  # None: keep every entry
         if isinstance(scenarios, str | Path):
             self.load(scenarios)
         elif scenarios is not None:

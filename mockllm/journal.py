@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 __all__ = ["Entry", "Journal"]
 
@@ -45,21 +46,28 @@ class Entry:
 
 
 class Journal:
-    """A thread-safe list of entries, in arrival order."""
+    """A thread-safe list of entries, in arrival order.
 
-    def __init__(self) -> None:
-        self._entries: list[Entry] = []
+    `limit` keeps only the newest entries (a long-running `mockllm serve` must not grow
+    without bound); tests keep them all.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._entries: deque[Entry] = deque(maxlen=limit)
+        self._count = 0
         self._lock = threading.Lock()
 
     def open(self, endpoint: str, path: str, headers: Mapping[str, str], body: bytes) -> Entry:
         with self._lock:
-            entry = Entry(len(self._entries), endpoint, path, headers, body)
+            entry = Entry(self._count, endpoint, path, headers, body)
+            self._count += 1
             self._entries.append(entry)
             return entry
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._count = 0
 
     @property
     def last(self) -> Entry:
@@ -77,7 +85,13 @@ class Journal:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __getitem__(self, index: int) -> Entry:
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return list(self._entries)[index]
         return self._entries[index]
 
     def __bool__(self) -> bool:

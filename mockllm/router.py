@@ -33,33 +33,52 @@ class Rule:
     priority: int = 0
     seed: int | None = None
     time_scale: float | None = None  # the scenario's own, over the server's
+    capacity: int | None = field(init=False, default=None)  # calls it may serve in all (None: no limit)
 
-    @property
-    def capacity(self) -> int | None:
-        """How many calls this rule may serve in all (None: no limit)."""
+    def __post_init__(self) -> None:
         limits = [n for n in (self.times, None if self.cycle else len(self.replies)) if n is not None]
-        return min(limits) if limits else None
+        object.__setattr__(self, "capacity", min(limits) if limits else None)
+
+    def accepts(self, request: ChatRequest, endpoint: str) -> bool:
+        """Whether every condition holds (the hot path: no explanation is built)."""
+        return not self._failures(request, endpoint, explain=False)
 
     def mismatches(self, request: ChatRequest, endpoint: str) -> list[str]:
         """Why this rule does not match the request ([] when every condition holds)."""
+        return self._failures(request, endpoint, explain=True)
+
+    def _failures(self, request: ChatRequest, endpoint: str, *, explain: bool) -> list[str]:
         m = self.match
         out: list[str] = []
         if m.endpoint is not None and m.endpoint != endpoint:
+            if not explain:
+                return _FAILED
             out.append(f"endpoint: wanted {m.endpoint}, got {endpoint}")
         if m.model is not None and not fnmatchcase(request.model, m.model):
+            if not explain:
+                return _FAILED
             out.append(f"model: {request.model!r} does not match {m.model!r}")
         if m.stream is not None and m.stream != request.stream:
+            if not explain:
+                return _FAILED
             out.append(f"stream: wanted {str(m.stream).lower()}, got {str(request.stream).lower()}")
         for role, cond, text in (("user", m.user, request.user_text), ("system", m.system, request.system_text)):
             if cond is not None and not cond.test(text):
+                if not explain:
+                    return _FAILED
                 got = f"no {role} message" if text is None else f"{_clip(text)!r} {cond.refusal()}"
                 out.append(f"{role}: {got}")
         for name, wanted in (m.headers or {}).items():
             got_value = request.headers.get(name.lower())
             if got_value != wanted:
+                if not explain:
+                    return _FAILED
                 got_text = "missing" if got_value is None else repr(got_value)
                 out.append(f"header {name}: wanted {wanted!r}, got {got_text}")
         return out
+
+
+_FAILED = ["(does not match)"]  # what a failed check returns when no explanation is wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +158,20 @@ class Router:
 
     def route(self, request: ChatRequest, endpoint: str = "chat") -> Hit | Miss:
         with self._lock:
+            calls = self._calls
+            for rule in self._rules:
+                served = calls.get(id(rule), 0)
+                if (rule.capacity is None or served < rule.capacity) and rule.accepts(request, endpoint):
+                    calls[id(rule)] = served + 1
+                    return Hit(rule, rule.replies[served % len(rule.replies)], served)
+            # No rule: now say why, for each (only misses pay for the explanations).
             near: list[tuple[Rule, list[str]]] = []
             for rule in self._rules:
                 reasons = rule.mismatches(request, endpoint)
-                served = self._calls.get(id(rule), 0)
-                capacity = rule.capacity
-                if capacity is not None and served >= capacity:
-                    what = "times" if rule.times == capacity else "replies"
-                    reasons.append(f"{what}: already served {served} of {capacity} call(s)")
-                if not reasons:
-                    self._calls[id(rule)] = served + 1
-                    reply = rule.replies[served % len(rule.replies)]
-                    return Hit(rule, reply, served)
+                served = calls.get(id(rule), 0)
+                if rule.capacity is not None and served >= rule.capacity:
+                    what = "times" if rule.times == rule.capacity else "replies"
+                    reasons.append(f"{what}: already served {served} of {rule.capacity} call(s)")
                 near.append((rule, reasons))
             near.sort(key=lambda pair: len(pair[1]))  # stable: file order among equals
             return Miss(request, endpoint, near[:5], len(self._rules))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -185,3 +186,53 @@ def test_unfinished_sequences() -> None:
     engine.router.route(request)
     engine.router.route(request)
     assert engine.router.unfinished() == []
+
+
+def test_a_journal_with_a_limit_keeps_the_newest_entries() -> None:
+    from mockllm import Engine
+
+    engine = Engine(time_scale=0, journal_limit=2)
+    engine.add({"reply": {"content": "ok"}})
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    for _ in range(5):
+        assert engine.chat(body, {}).status == 200
+    assert len(engine.journal) == 2
+    assert [entry.index for entry in engine.journal] == [3, 4]
+    assert engine.journal.last.index == 4
+    assert engine.journal[0:1][0].index == 3
+
+
+def test_the_fast_match_and_the_explanation_agree() -> None:
+    """A rule is taken exactly when it has no reason not to match (the router checks twice)."""
+    from mockllm import Engine
+
+    engine = Engine(time_scale=0)
+    engine.add(
+        {
+            "rules": [
+                {"name": "a", "match": {"model": "gpt-4*", "stream": True}, "reply": {"content": "a"}},
+                {
+                    "name": "b",
+                    "match": {"user": {"regex": "^b"}, "headers": {"X-Team": "b"}},
+                    "reply": {"content": "b"},
+                },
+                {"name": "c", "match": {"system": {"equals": "sys"}}, "times": 1, "reply": {"content": "c"}},
+            ]
+        }
+    )
+    cases = [
+        ({"model": "gpt-4o", "stream": True}, {}, "a"),
+        ({"model": "gpt-3.5", "stream": True}, {}, None),
+        ({"model": "x"}, {"x-team": "b"}, "b"),
+        ({"model": "x"}, {"x-team": "c"}, None),
+        ({"model": "x", "system": "sys"}, {}, "c"),
+        ({"model": "x", "system": "sys"}, {}, None),  # c served its one call
+    ]
+    for fields, headers, wanted in cases:
+        messages = [{"role": "system", "content": fields.get("system", "-")}, {"role": "user", "content": "b-question"}]
+        body = {"model": fields["model"], "messages": messages, "stream": fields.get("stream", False)}
+        answer = engine.chat(json.dumps(body).encode(), headers)
+        entry = engine.journal.last
+        assert entry.rule == wanted, (fields, entry.error)
+        if wanted is None:
+            assert answer.status == 418 and "nearest rules (of 3)" in (entry.error or "")
