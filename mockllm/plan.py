@@ -6,7 +6,6 @@ starlette app, the in-process transports) send what it says, when it says.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from .request import ChatRequest
 from .scenario import ErrorSpec, Fault, Generate
 from .script import Script
 from .sse import Event, Write, frame
-from .timing import Schedule
 from .tokens import split_tokens
 from .wire import (
     ERROR_DEFAULTS,
@@ -86,7 +84,7 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     # Only jitter draws from the timing generator, and seeding one costs more than the rest of a plan.
     rng = derived.rng("timing") if script.schedule.jitter_ms and scale else None
     if spec.error is not None:
-        delay = _offsets(script.schedule, 1, rng, scale)[0]
+        delay = script.offsets(1, rng, scale)[0]
         answer = _scripted_error(spec.error, request, derived)
         answer.delay = delay
         return answer
@@ -106,21 +104,17 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     usage = usage_json(prompt, completion_tokens or 0)
     model = spec.model or request.model
     fingerprint = spec.system_fingerprint or _fingerprint(derived.seed)
-    headers = [("x-request-id", derived.request_id), *_RATE_HEADERS]
+    request_id = derived.request_id
 
-    n_chunks = (
-        len(script.transcript)
-        if script.transcript is not None
-        else len(pieces) + sum(1 + len(t.fragments) for t in script.tools)
-    )
-    offsets = _offsets(script.schedule, max(n_chunks, 1), rng, scale)
+    n_chunks = len(script.transcript) if script.transcript is not None else len(pieces) + script.tool_chunks
+    offsets = script.offsets(max(n_chunks, 1), rng, scale)
     fault = spec.fault
 
     if not request.stream and script.transcript is None:
-        headers.append(("openai-processing-ms", str(round(offsets[-1] * 1000))))
+        headers = [*JSON_HEADERS, ("x-request-id", request_id), *_RATE_HEADERS, _processing_ms(offsets[-1])]
         if fault is not None and fault.kind in ("disconnect", "stall"):
             at = offsets[-1] + (fault.stall_ms / 1000 if fault.kind == "stall" else 0.0)
-            return Answer(200, [*JSON_HEADERS, *headers], delay=at, abort=True)
+            return Answer(200, headers, delay=at, abort=True)
         body = completion_body(
             id=derived.completion_id,
             created=derived.created,
@@ -131,9 +125,9 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
             finish_reason=script.finish_reason,
             usage=usage,
         )
-        return Answer(200, [*JSON_HEADERS, *headers], body, delay=offsets[-1])
+        return Answer(200, headers, body, delay=offsets[-1])
 
-    headers.append(("openai-processing-ms", str(round(offsets[0] * 1000))))
+    headers = [*SSE_HEADERS, ("x-request-id", request_id), *_RATE_HEADERS, _processing_ms(offsets[0])]
     if script.transcript is not None:
         events = _transcript_events(script.transcript, offsets, fault)
     else:
@@ -148,9 +142,9 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
         stream_usage = usage if request.include_usage else None
         if fault is None and spec.framing is None:
             writes = _plain_writes(maker, pieces, tools, script, offsets, stream_usage)
-            return Answer(200, [*SSE_HEADERS, *headers], writes=writes)
+            return Answer(200, headers, writes=writes)
         events = _chat_events(maker, pieces, tools, script, offsets, stream_usage, fault)
-    return Answer(200, [*SSE_HEADERS, *headers], writes=frame(events, spec.framing))
+    return Answer(200, headers, writes=frame(events, spec.framing))
 
 
 # -- streams -------------------------------------------------------------------------
@@ -264,14 +258,8 @@ def _transcript_events(transcript: tuple[str, ...], offsets: Sequence[float], fa
         yield from _fault_events(fault, offsets[-1], None)
 
 
-def _offsets(schedule: Schedule, count: int, rng: random.Random | None, scale: float) -> Sequence[float]:
-    """`schedule.offsets(...)`; without jitter they are the same for every call: computed once."""
-    return schedule.offsets(count, rng, scale) if rng is not None else _fixed_offsets(schedule, count, scale)
-
-
-@lru_cache(maxsize=256)
-def _fixed_offsets(schedule: Schedule, count: int, scale: float) -> tuple[float, ...]:
-    return tuple(schedule.offsets(count, None, scale))
+def _processing_ms(seconds: float) -> tuple[str, str]:
+    return ("openai-processing-ms", str(round(seconds * 1000)))
 
 
 @lru_cache(maxsize=64)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .errors import RequestError
 from .tokens import count_tokens
@@ -39,11 +40,12 @@ class ChatRequest:
         """Counted as OpenAI's cookbook does: 3 per message, 3 to prime the reply."""
         total = 3
         for message in self.messages:
-            total += 3 + count_tokens(message_text(message))
-            if isinstance(message.get("name"), str):
+            content = message.get("content")
+            total += 3 + count_tokens(content if type(content) is str else message_text(message))
+            if "name" in message and isinstance(message["name"], str):
                 total += 1 + count_tokens(message["name"])
             calls = message.get("tool_calls")
-            for call in calls if isinstance(calls, list) else ():
+            for call in calls if type(calls) is list else ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
                     total += count_tokens(str(function.get("name", ""))) + count_tokens(
@@ -66,17 +68,6 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _has_lone_surrogate(body: Any) -> bool:
-    try:
-        json.dumps(body, ensure_ascii=False).encode()
-    except (UnicodeEncodeError, RecursionError):
-        return True
-    return False
-
-
 def _type_name(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}.get(
         type(value), "an object" if isinstance(value, dict) else "null" if value is None else type(value).__name__
@@ -94,11 +85,11 @@ def _invalid_type(param: str, expected: str, value: Any) -> RequestError:
 def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> ChatRequest:
     """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
     try:
-        body = json.loads(raw.decode())  # strict UTF-8: json.loads(bytes) would let encoded surrogates through
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
+        # orjson: strict UTF-8, no lone surrogates (they could not be echoed back), a depth limit,
+        # and several times faster than json.loads on the path every request takes.
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise RequestError(_JSON_HINT) from None
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(body):
-        raise RequestError(_JSON_HINT)  # "\ud800" alone decodes to text UTF-8 cannot carry back
     if not isinstance(body, dict):
         raise RequestError(
             f"Invalid type for request body: expected an object, but got {_type_name(body)} instead.",

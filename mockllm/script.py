@@ -6,7 +6,9 @@ count) is left for request time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .scenario import Reply
 from .sse import transcript_events
@@ -35,6 +37,17 @@ class Script:
     schedule: Schedule
     finish_reason: str
     completion_tokens: int | None  # None: counted per call (generated text)
+    tool_chunks: int  # stream chunks the tool calls take (a head, then the fragments, per call)
+    # Offsets of a schedule without jitter, by (chunk count, time scale): the same for every call.
+    fixed_offsets: dict[tuple[int, float], tuple[float, ...]] = field(default_factory=dict, compare=False)
+
+    def offsets(self, count: int, rng: random.Random | None, scale: float) -> Sequence[float]:
+        if rng is not None:
+            return self.schedule.offsets(count, rng, scale)
+        known = self.fixed_offsets.get((count, scale))
+        if known is None:
+            known = self.fixed_offsets[(count, scale)] = tuple(self.schedule.offsets(count, None, scale))
+        return known
 
 
 def compile_reply(reply: Reply) -> Script:
@@ -68,4 +81,5 @@ def compile_reply(reply: Reply) -> Script:
         schedule=resolve(reply.timing),
         finish_reason=finish,
         completion_tokens=completion,
+        tool_chunks=sum(1 + len(t.fragments) for t in tools),
     )
