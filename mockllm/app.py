@@ -108,8 +108,7 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
 
     async def watch() -> None:
         nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await _disconnected(receive)
         gone = True
         if writer is not None:
             writer.cancel()
@@ -142,14 +141,15 @@ async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone (the request body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _until_unless_gone(loop: asyncio.AbstractEventLoop, deadline: float, receive: Receive) -> bool:
     """Wait until `deadline`; False as soon as the client disconnects instead."""
-
-    async def gone() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    waiter, watcher = loop.create_task(_until(loop, deadline)), loop.create_task(gone())
+    waiter, watcher = loop.create_task(_until(loop, deadline)), loop.create_task(_disconnected(receive))
     try:
         await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .engine import Engine
 from .errors import ScenarioError
@@ -14,24 +15,20 @@ from .loader import bundled_scenarios, load
 __all__ = ["main"]
 
 
-def _time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
+def _non_negative(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind`, 0 or more."""
+    what = "a whole number" if kind is int else "a number"
 
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+        return value
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,14 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="seed for rules that set none (default: 0)")
     serve.add_argument(
         "--time-scale",
-        type=_time_scale,
+        type=_non_negative(float),
         default=1.0,
         metavar="S",
         help="multiply every delay: 0 sends at once, 1 as written, 0.1 ten times faster (default: 1)",
     )
     serve.add_argument(
         "--journal-size",
-        type=_count,
+        type=_non_negative(int),
         default=1000,
         metavar="N",
         help="how many of the latest requests to remember (default: 1000)",
