@@ -70,13 +70,6 @@ class TextMatch(_Strict):
         assert self.regex is not None
         return re.search(self.regex, text) is not None
 
-    def describe(self) -> str:
-        if self.equals is not None:
-            return f"equals {self.equals!r}"
-        if self.contains is not None:
-            return f"contains {self.contains!r}"
-        return f"matches regex {self.regex!r}"
-
     def refusal(self) -> str:
         """The condition, negated: what a text that fails it does not do."""
         if self.equals is not None:
