@@ -22,7 +22,6 @@ __all__ = [
     "model_object",
     "models_body",
     "usage_json",
-    "usage_object",
 ]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -83,31 +82,12 @@ def azure_error_body(code: str, message: str) -> bytes:
 
 
 def usage_json(prompt: int, completion: int) -> str:
-    """`dumps(usage_object(prompt, completion))`, without building the dict (on every request's path)."""
+    """The `usage` object as JSON text, built from a template (it is on every request's path)."""
     return (
         f'{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{prompt + completion},'
         '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
         '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
     )
-
-
-def _usage(usage: dict[str, Any] | str) -> str:
-    return usage if isinstance(usage, str) else dumps(usage)
-
-
-def usage_object(prompt: int, completion: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +106,7 @@ def completion_body(
     content: str | None,
     tool_calls: Sequence[ToolCallWire],
     finish_reason: str,
-    usage: dict[str, Any] | str,  # a usage object, or its JSON (usage_json)
+    usage: str,  # JSON text, from usage_json
 ) -> bytes:
     # Built from parts (no dict, one encoder call per string): it is on every request's path.
     calls = ""
@@ -140,7 +120,7 @@ def completion_body(
     return (
         f'{{"id":{_str(id)},"object":"chat.completion","created":{created},"model":{_str(model)},'
         f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{_nullable(content)},"refusal":null,'
-        f'"annotations":[]{calls}}},"finish_reason":{_nullable(finish_reason)}}}],"usage":{_usage(usage)},'
+        f'"annotations":[]{calls}}},"finish_reason":{_nullable(finish_reason)}}}],"usage":{usage},'
         f'"service_tier":"default","system_fingerprint":{_nullable(fingerprint)}}}'
     ).encode()
 
@@ -178,19 +158,10 @@ class ChunkMaker:
     def chunk(self, n: int, delta: str, finish_reason: str | None = None) -> str:
         """Chunk number `n` with a delta given as JSON text."""
         finish = "null" if finish_reason is None else f'"{finish_reason}"'
-        ends = self._ends
-        return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{ends[n % len(ends)]}'
+        return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
 
-    def content_chunk(self, n: int, text: str) -> str:
-        """`chunk(n, content_delta(text))` in one step (the hot path of a stream)."""
-        ends = self._ends
-        return (
-            f'{self._head}{{"index":0,"delta":{{"content":{_str(text)}}},"finish_reason":null}}]'
-            f"{self._tail}{ends[n % len(ends)]}"
-        )
-
-    def usage_chunk(self, n: int, usage: dict[str, Any] | str) -> str:
-        return f'{self._head}],"usage":{_usage(usage)}{self._end(n)}'
+    def usage_chunk(self, n: int, usage: str) -> str:
+        return f'{self._head}],"usage":{usage}{self._end(n)}'
 
     @staticmethod
     def role_delta(content_null: bool = False) -> str:

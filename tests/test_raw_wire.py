@@ -225,3 +225,72 @@ def test_long_stream(serve) -> None:
     assert b"".join(json.loads(p)["choices"][0]["delta"].get("content", "").encode() for p in payloads[1:-2]) == (
         text.encode()
     )
+
+
+# The builders write JSON from templates for speed; they must give exactly what encoding the
+# same objects gives (compact, UTF-8 kept), whatever the text holds.
+TRICKY = ["", "plain", 'quote " and \\ backslash', "line\nbreak\ttab", "日本語 😀", "\u2028\x00\x1f", "</script>"]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def test_template_builders_match_plain_json_encoding() -> None:
+    from mockllm.wire import ChunkMaker, ToolCallWire, completion_body, usage_json
+
+    assert usage_json(18, 2) == _compact(_usage(18, 2))
+    for text in TRICKY:
+        call = ToolCallWire("call_" + text, "fn" + text, '{"a":' + json.dumps(text) + "}")
+        for content, calls, fingerprint in ((text, [], "fp_1"), (None, [call], None)):
+            message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+            if calls:
+                message["tool_calls"] = [
+                    {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                ]
+            expected = {
+                "id": "chatcmpl-" + text,
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m" + text,
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": _usage(3, 4),
+                "service_tier": "default",
+                "system_fingerprint": fingerprint,
+            }
+            body = completion_body(
+                id="chatcmpl-" + text,
+                created=1,
+                model="m" + text,
+                fingerprint=fingerprint,
+                content=content,
+                tool_calls=calls,
+                finish_reason="stop",
+                usage=usage_json(3, 4),
+            )
+            assert body == _compact(expected).encode()
+        maker = ChunkMaker(
+            id="c" + text, created=2, model=text, fingerprint=None, include_usage=True, obfuscation=["x"]
+        )
+        head = {"id": "c" + text, "object": "chat.completion.chunk", "created": 2, "model": text}
+        head |= {"service_tier": "default", "system_fingerprint": None}
+        choice = {"index": 0, "delta": {"content": text}, "finish_reason": None}
+        want = {**head, "choices": [choice], "usage": None, "obfuscation": "x"}
+        assert maker.chunk(1, maker.content_delta(text)) == _compact(want)
+        want_usage = {**head, "choices": [], "usage": _usage(1, 2), "obfuscation": "x"}
+        assert maker.usage_chunk(2, usage_json(1, 2)) == _compact(want_usage)
