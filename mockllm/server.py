@@ -75,9 +75,7 @@ class BackgroundServer:
     def __init__(self, engine: Engine | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.engine = engine or Engine()
         self.namespaces: dict[str, Engine] = {}
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(uvicorn_config(create_app(self.engine, self.namespaces), host, self.port))
         self._thread: threading.Thread | None = None

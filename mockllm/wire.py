@@ -160,6 +160,13 @@ class ChunkMaker:
         finish = "null" if finish_reason is None else f'"{finish_reason}"'
         return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
 
+    def content_chunk(self, n: int, text: str) -> str:
+        """`chunk(n, content_delta(text))` in one step (the hot path of a stream)."""
+        return (
+            f'{self._head}{{"index":0,"delta":{{"content":{_str(text)}}},"finish_reason":null}}]'
+            f"{self._tail}{self._end(n)}"
+        )
+
     def usage_chunk(self, n: int, usage: str) -> str:
         return f'{self._head}],"usage":{usage}{self._end(n)}'
 

@@ -294,3 +294,31 @@ def test_template_builders_match_plain_json_encoding() -> None:
         assert maker.chunk(1, maker.content_delta(text)) == _compact(want)
         want_usage = {**head, "choices": [], "usage": _usage(1, 2), "obfuscation": "x"}
         assert maker.usage_chunk(2, usage_json(1, 2)) == _compact(want_usage)
+
+
+def test_the_plain_stream_path_matches_the_general_one() -> None:
+    """A stream with no fault and default framing skips the event layer; same bytes, same times."""
+    from mockllm.plan import _chat_events, _plain_writes
+    from mockllm.scenario import Reply
+    from mockllm.script import compile_reply
+    from mockllm.sse import frame
+    from mockllm.wire import ChunkMaker, ToolCallWire, usage_json
+
+    replies = [
+        {"content": "Hello, wörld 😀! 1+1"},
+        {"chunks": ["", "a", ""]},
+        {"tool_calls": [{"name": "f", "arguments": {"x": 1}}, {"name": "g", "arguments": "{}"}]},
+        {"content": "before", "tool_calls": [{"name": "f"}], "timing": {"ttft_ms": 5, "chunk_ms": [1, 2]}},
+    ]
+    for spec in replies:
+        script = compile_reply(Reply.model_validate(spec))
+        tools = [ToolCallWire(f"call_{i}", t.name, t.arguments) for i, t in enumerate(script.tools)]
+        count = max(len(script.pieces) + script.tool_chunks, 1)
+        offsets = script.offsets(count, None, 1.0)
+        for usage in (None, usage_json(1, 2)):
+            for obfuscation in (None, ["ab", ""]):
+                settings = {"include_usage": usage is not None, "obfuscation": obfuscation}
+                twins = [ChunkMaker(id="i", created=1, model="m", fingerprint="fp", **settings) for _ in range(2)]
+                general = list(frame(_chat_events(twins[0], script.pieces, tools, script, offsets, usage, None), None))
+                plain = list(_plain_writes(twins[1], script.pieces, tools, script, offsets, usage))
+                assert plain == general, spec
