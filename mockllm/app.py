@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,13 +17,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .engine import Engine
 from .plan import Answer
 from .wire import error_body
 
-__all__ = ["Aborted", "create_app", "send_answer"]
+__all__ = ["Aborted", "RequestHeaders", "create_app", "send_answer"]
 
 
 class Aborted(Exception):
@@ -58,27 +58,64 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+class RequestHeaders(Mapping[str, str]):
+    """A request's headers as ASGI gives them (lower-case names), decoded when first read.
+
+    Most requests are answered without a look at them (a rule may match on one; a test may
+    read them from the journal), so decoding them all up front would be wasted work.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] | None = None
+
+    def _dict(self) -> dict[str, str]:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = {k.decode("latin-1"): v.decode("latin-1") for k, v in self._raw}
+        return decoded
+
+    def __getitem__(self, name: str) -> str:
+        return self._dict()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._dict().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._dict()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __eq__(self, other: object) -> bool:
+        return self._dict() == (other._dict() if isinstance(other, RequestHeaders) else other)
+
+    __hash__ = None  # type: ignore[assignment]  # like dict
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 # Most response headers are the same on every answer (content type, rate limits): encode each once.
 _encoded: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_PER_ANSWER = frozenset(("x-request-id", "openai-processing-ms", "content-length"))
+
+
+def _encode(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    done = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+    if pair[0] not in _PER_ANSWER and len(_encoded) < 4096:
+        _encoded[pair] = done
+    return done
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    out = []
-    for pair in headers:
-        done = _encoded.get(pair)
-        if done is None:
-            done = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-            if pair[0] not in _PER_ANSWER and len(_encoded) < 4096:
-                _encoded[pair] = done
-        out.append(done)
-    return out
-
-
-_PER_ANSWER = frozenset(("x-request-id", "openai-processing-ms", "content-length"))
+    known = _encoded.get
+    return [known(pair) or _encode(pair) for pair in headers]
 
 
 async def send_answer(answer: Answer, receive: Receive, send: Send, start: float) -> None:
@@ -100,8 +137,6 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
         return
 
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    if type(send) is _Started:
-        send = send.send  # it has seen the start, all it watched for: skip it on every event
     # A client that goes away must not keep a stalled or slow stream alive: watch for it.
     writer = asyncio.current_task()
     gone = False
@@ -188,8 +223,12 @@ class _Routes:
                 scope, receive, send
             )
             return
-        deployment = scope.get("path_params", {}).get("deployment")
-        answer = engine.chat(body, _headers(scope), path=scope["path"], default_model=deployment)
+        deployment = scope["path_params"].get("deployment")
+        try:
+            answer = engine.chat(body, RequestHeaders(scope["headers"]), path=scope["path"], default_model=deployment)
+        except Exception as exc:  # a mockllm bug: answer with the 500 envelope, and let the server log it
+            await (await _crash(Request(scope), exc))(scope, receive, send)
+            raise
         await send_answer(answer, receive, send, start)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -219,28 +258,13 @@ async def _crash(request: Request, exc: Exception) -> Response:
 _CHAT_PATH = "/v1/chat/completions"
 
 
-class _Started:
-    """An ASGI send that remembers whether the response has started."""
-
-    __slots__ = ("send", "started")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-        await self.send(message)
-
-
 class _App(Starlette):
     """Starlette, with its hottest route served directly.
 
     POST /v1/chat/completions (and its namespaced twin) skips the middleware stack and
     the route table: for a short answer they cost as much as mockllm's own work. The
-    outcome is the same as through them: a crash before the response starts gets the
-    500 envelope, and the exception still reaches the server. Anything else (other
+    outcome is the same as through them: the chat endpoint answers its own crashes with
+    the 500 envelope, and the exception still reaches the server. Anything else (other
     routes, a root_path, added middleware) goes through Starlette.
     """
 
@@ -262,13 +286,7 @@ class _App(Starlette):
             if params is not None:
                 scope["app"] = self
                 scope["path_params"] = params
-                started = _Started(send)
-                try:
-                    await self._chat(scope, receive, started)
-                except Exception as exc:
-                    if not started.started:
-                        await (await _crash(Request(scope), exc))(scope, receive, send)
-                    raise
+                await self._chat(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

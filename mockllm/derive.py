@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+from functools import lru_cache
+from typing import Any
 
 __all__ = ["Derived"]
 
@@ -22,20 +24,34 @@ _EPOCH_SPAN = 63_158_400
 _TO_ALNUM = bytes(ord(_ALNUM[b % len(_ALNUM)]) for b in range(256))
 
 
+@lru_cache(maxsize=1024)
+def _core_hasher(seed: int, rule_key: str) -> Any:
+    """A blake2b that has taken in a rule's part of the core text; each call copies it (cheaper than anew)."""
+    return hashlib.blake2b(f"{seed}\x1f{rule_key}\x1f".encode(), digest_size=64)
+
+
 class Derived:
     """The derived identity of one answered call.
 
-    The values every answer needs (id, created, x-request-id) come from one digest, made
-    once; other purposes (tool-call ids, jitter, generated text) hash their own.
+    The values every answer needs (`completion_id`, `created`, `request_id`) come from one
+    digest, made at once; other purposes (tool-call ids, jitter, generated text) hash their own.
     """
 
-    __slots__ = ("_core", "call_index", "rule_key", "seed")
+    __slots__ = ("call_index", "completion_id", "created", "request_id", "rule_key", "seed")
+    completion_id: str
+    created: int
+    request_id: str
 
     def __init__(self, seed: int, rule_key: str, call_index: int) -> None:
         self.seed = seed
         self.rule_key = rule_key
         self.call_index = call_index
-        self._core = self._digest("core", 64)
+        hasher = _core_hasher(seed, rule_key).copy()
+        hasher.update(b"%d\x1fcore" % call_index)  # the same bytes as _digest("core", 64) hashes
+        core = hasher.digest()
+        self.completion_id = "chatcmpl-" + core[:29].translate(_TO_ALNUM).decode("ascii")
+        self.created = _EPOCH_START + int.from_bytes(core[29:37], "big") % _EPOCH_SPAN
+        self.request_id = "req_" + core[37:53].hex()
 
     def __repr__(self) -> str:
         return f"Derived(seed={self.seed}, rule_key={self.rule_key!r}, call_index={self.call_index})"
@@ -52,18 +68,6 @@ class Derived:
 
     def alnum(self, purpose: str, length: int) -> str:
         return self._digest(purpose, 64)[:length].translate(_TO_ALNUM).decode("ascii")
-
-    @property
-    def completion_id(self) -> str:
-        return "chatcmpl-" + self._core[:29].translate(_TO_ALNUM).decode("ascii")
-
-    @property
-    def created(self) -> int:
-        return _EPOCH_START + int.from_bytes(self._core[29:37], "big") % _EPOCH_SPAN
-
-    @property
-    def request_id(self) -> str:
-        return "req_" + self._core[37:53].hex()
 
     @property
     def fingerprint(self) -> str:

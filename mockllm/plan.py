@@ -23,7 +23,8 @@ from .wire import (
     ChunkMaker,
     ToolCallWire,
     azure_error_body,
-    completion_body,
+    choices_json,
+    completion_json,
     dumps,
     error_body,
     usage_json,
@@ -48,6 +49,8 @@ _RATE_HEADERS: tuple[tuple[str, str], ...] = (
     ("x-ratelimit-reset-requests", "120ms"),
     ("x-ratelimit-reset-tokens", "2ms"),
 )
+_JSON_TYPE, _SSE_TYPE = JSON_HEADERS[0], SSE_HEADERS[0]
+_NO_TOOLS: tuple[ToolCallWire, ...] = ()
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 
@@ -96,38 +99,36 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
         content = generate_text(spec.generate, derived.number("generate"))
         pieces = tuple(split_tokens(content))
         completion_tokens = len(pieces)
-    tools = [ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments) for i, t in enumerate(script.tools)]
-    usage_spec = spec.usage
-    prompt = usage_spec.prompt_tokens if usage_spec and usage_spec.prompt_tokens is not None else request.prompt_tokens
-    if usage_spec and usage_spec.completion_tokens is not None:
-        completion_tokens = usage_spec.completion_tokens
+    tools = (
+        [ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments) for i, t in enumerate(script.tools)]
+        if script.tools
+        else _NO_TOOLS
+    )
+    prompt = script.usage_prompt
+    if prompt is None:
+        prompt = request.prompt_tokens
+    if script.usage_completion is not None:
+        completion_tokens = script.usage_completion
     usage = usage_json(prompt, completion_tokens or 0)
     model = spec.model or request.model
     fingerprint = spec.system_fingerprint or _fingerprint(derived.seed)
-    request_id = derived.request_id
 
     n_chunks = len(script.transcript) if script.transcript is not None else len(pieces) + script.tool_chunks
     offsets = script.offsets(max(n_chunks, 1), rng, scale)
     fault = spec.fault
 
     if not request.stream and script.transcript is None:
-        headers = [*JSON_HEADERS, ("x-request-id", request_id), *_RATE_HEADERS, _processing_ms(offsets[-1])]
+        headers = [_JSON_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(offsets[-1])]
         if fault is not None and fault.kind in ("disconnect", "stall"):
             at = offsets[-1] + (fault.stall_ms / 1000 if fault.kind == "stall" else 0.0)
             return Answer(200, headers, delay=at, abort=True)
-        body = completion_body(
-            id=derived.completion_id,
-            created=derived.created,
-            model=model,
-            fingerprint=fingerprint,
-            content=content if content is not None or not tools else None,
-            tool_calls=tools,
-            finish_reason=script.finish_reason,
-            usage=usage,
-        )
-        return Answer(200, headers, body, delay=offsets[-1])
+        choices = script.choices
+        if choices is None:
+            choices = choices_json(content if content is not None or not tools else None, tools, script.finish_reason)
+        body = completion_json(derived.completion_id, derived.created, model, fingerprint, choices, usage)
+        return Answer(200, headers, body, offsets[-1])
 
-    headers = [*SSE_HEADERS, ("x-request-id", request_id), *_RATE_HEADERS, _processing_ms(offsets[0])]
+    headers = [_SSE_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(offsets[0])]
     if script.transcript is not None:
         events = _transcript_events(script.transcript, offsets, fault)
     else:
@@ -156,7 +157,7 @@ _POSITIONAL = ("disconnect", "error_event", "stall", "malformed")
 def _chat_events(
     maker: ChunkMaker,
     pieces: tuple[str, ...],
-    tools: list[ToolCallWire],
+    tools: Sequence[ToolCallWire],
     script: Script,
     offsets: Sequence[float],
     usage: str | None,
@@ -189,7 +190,7 @@ def _chat_events(
 def _plain_writes(
     maker: ChunkMaker,
     pieces: tuple[str, ...],
-    tools: list[ToolCallWire],
+    tools: Sequence[ToolCallWire],
     script: Script,
     offsets: Sequence[float],
     usage: str | None,
@@ -215,7 +216,7 @@ def _plain_writes(
     yield Write(last, b"data: [DONE]\n\n")
 
 
-def _deltas(maker: ChunkMaker, pieces: tuple[str, ...], tools: list[ToolCallWire], script: Script) -> Iterator[str]:
+def _deltas(maker: ChunkMaker, pieces: tuple[str, ...], tools: Sequence[ToolCallWire], script: Script) -> Iterator[str]:
     for piece in pieces:
         yield maker.content_delta(piece)
     for index, (call, tool) in enumerate(zip(tools, script.tools, strict=True)):
@@ -260,7 +261,10 @@ def _transcript_events(transcript: tuple[str, ...], offsets: Sequence[float], fa
 
 
 def _processing_ms(seconds: float) -> tuple[str, str]:
-    return ("openai-processing-ms", str(round(seconds * 1000)))
+    return _NO_PROCESSING if not seconds else ("openai-processing-ms", str(round(seconds * 1000)))
+
+
+_NO_PROCESSING = ("openai-processing-ms", "0")
 
 
 @lru_cache(maxsize=64)

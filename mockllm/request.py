@@ -19,11 +19,12 @@ _JSON_HINT = (
     "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
 )
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_KNOWN_ROLES = frozenset(_ROLES)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field, on every request
 class ChatRequest:
-    """What the router and the reply builder need to know of a chat request."""
+    """What the router and the reply builder need to know of a chat request (read-only by convention)."""
 
     body: dict[str, Any]
     model: str
@@ -82,6 +83,20 @@ def _invalid_type(param: str, expected: str, value: Any) -> RequestError:
     )
 
 
+def _bad_role(i: int, message: dict[str, Any]) -> RequestError:
+    if "role" not in message:
+        return RequestError(
+            f"Missing required parameter: 'messages[{i}].role'.",
+            param=f"messages[{i}].role",
+            code="missing_required_parameter",
+        )
+    return RequestError(
+        f"Invalid value: {json.dumps(message['role'])}. Supported values are: {', '.join(repr(r) for r in _ROLES)}.",
+        param=f"messages[{i}].role",
+        code="invalid_value",
+    )
+
+
 def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> ChatRequest:
     """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
     try:
@@ -116,28 +131,18 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
     user_text: str | None = None
     system_text: str | None = None
     for i, message in enumerate(messages):
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             raise _invalid_type(f"messages[{i}]", "an object", message)
-        if "role" not in message:
-            raise RequestError(
-                f"Missing required parameter: 'messages[{i}].role'.",
-                param=f"messages[{i}].role",
-                code="missing_required_parameter",
-            )
-        role = message["role"]
-        if role not in _ROLES:
-            raise RequestError(
-                f"Invalid value: {json.dumps(role)}. Supported values are: {', '.join(repr(r) for r in _ROLES)}.",
-                param=f"messages[{i}].role",
-                code="invalid_value",
-            )
+        role = message.get("role")
+        if type(role) is not str or role not in _KNOWN_ROLES:  # a missing role is None
+            raise _bad_role(i, message)
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and type(content) is not str and not isinstance(content, list):
             raise _invalid_type(f"messages[{i}].content", "one of a string or array of objects", content)
         if role == "user":
-            user_text = message_text(message)
-        elif role in ("system", "developer") and system_text is None:
-            system_text = message_text(message)
+            user_text = content if type(content) is str else message_text(message)
+        elif system_text is None and (role == "system" or role == "developer"):
+            system_text = content if type(content) is str else message_text(message)
     stream = body.get("stream", False)
     if stream is None:
         stream = False

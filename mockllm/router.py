@@ -8,7 +8,7 @@ for the nearest rules, which conditions failed and why.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -34,54 +34,71 @@ class Rule:
     seed: int | None = None
     time_scale: float | None = None  # the scenario's own, over the server's
     capacity: int | None = field(init=False, default=None)  # calls it may serve in all (None: no limit)
+    # One test per condition the rule has (the hot path skips the ones it has not).
+    checks: tuple[Callable[[ChatRequest, str], bool], ...] = field(init=False, default=(), repr=False)
 
     def __post_init__(self) -> None:
         limits = [n for n in (self.times, None if self.cycle else len(self.replies)) if n is not None]
         object.__setattr__(self, "capacity", min(limits) if limits else None)
+        object.__setattr__(self, "checks", _checks(self.match))
 
     def accepts(self, request: ChatRequest, endpoint: str) -> bool:
         """Whether every condition holds (the hot path: no explanation is built)."""
-        return not self._failures(request, endpoint, explain=False)
+        for check in self.checks:  # noqa: SIM110 (all() over a generator costs more, on every request)
+            if not check(request, endpoint):
+                return False
+        return True
 
     def mismatches(self, request: ChatRequest, endpoint: str) -> list[str]:
         """Why this rule does not match the request ([] when every condition holds)."""
-        return self._failures(request, endpoint, explain=True)
-
-    def _failures(self, request: ChatRequest, endpoint: str, *, explain: bool) -> list[str]:
         m = self.match
         out: list[str] = []
         if m.endpoint is not None and m.endpoint != endpoint:
-            if not explain:
-                return _FAILED
             out.append(f"endpoint: wanted {m.endpoint}, got {endpoint}")
         if m.model is not None and not fnmatchcase(request.model, m.model):
-            if not explain:
-                return _FAILED
             out.append(f"model: {request.model!r} does not match {m.model!r}")
         if m.stream is not None and m.stream != request.stream:
-            if not explain:
-                return _FAILED
             out.append(f"stream: wanted {str(m.stream).lower()}, got {str(request.stream).lower()}")
         for role, cond, text in (("user", m.user, request.user_text), ("system", m.system, request.system_text)):
             if cond is not None and not cond.test(text):
-                if not explain:
-                    return _FAILED
                 got = f"no {role} message" if text is None else f"{_clip(text)!r} {cond.refusal()}"
                 out.append(f"{role}: {got}")
         for name, wanted in (m.headers or {}).items():
             got_value = request.headers.get(name.lower())
             if got_value != wanted:
-                if not explain:
-                    return _FAILED
                 got_text = "missing" if got_value is None else repr(got_value)
                 out.append(f"header {name}: wanted {wanted!r}, got {got_text}")
         return out
 
 
-_FAILED = ["(does not match)"]  # what a failed check returns when no explanation is wanted
+def _checks(m: Match) -> tuple[Callable[[ChatRequest, str], bool], ...]:
+    """The conditions of `m` as tests, the same `mismatches` explains (tests/test_router.py)."""
+    out: list[Callable[[ChatRequest, str], bool]] = []
+    if m.endpoint is not None:
+        wanted_endpoint = m.endpoint
+        out.append(lambda request, endpoint: endpoint == wanted_endpoint)
+    if m.model is not None:
+        glob = m.model
+        if any(ch in glob for ch in "*?["):
+            out.append(lambda request, endpoint: fnmatchcase(request.model, glob))
+        else:
+            out.append(lambda request, endpoint: request.model == glob)
+    if m.stream is not None:
+        stream = m.stream
+        out.append(lambda request, endpoint: request.stream == stream)
+    if m.user is not None:
+        user = m.user.test
+        out.append(lambda request, endpoint: user(request.user_text))
+    if m.system is not None:
+        system = m.system.test
+        out.append(lambda request, endpoint: system(request.system_text))
+    for name, wanted in (m.headers or {}).items():
+        key = name.lower()
+        out.append(lambda request, endpoint, key=key, wanted=wanted: request.headers.get(key) == wanted)  # type: ignore[misc]
+    return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every request, and a frozen init costs more
 class Hit:
     """The rule that answers, the reply it gives, and which call of that rule this is."""
 
@@ -122,7 +139,8 @@ class Router:
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         self._rules: list[Rule] = []
-        self._calls: dict[int, int] = {}
+        # Calls served per rule, by the rule's place in _rules (the hot path indexes a list).
+        self._served: list[int] = []
         self._lock = threading.Lock()
         self.add(rules)
 
@@ -132,46 +150,51 @@ class Router:
 
     def add(self, rules: Iterable[Rule]) -> None:
         with self._lock:
-            self._rules.extend(rules)
+            counted = [*zip(self._rules, self._served, strict=True), *((rule, 0) for rule in rules)]
             # sorted() is stable: equal priorities keep the order they were added in.
-            self._rules = sorted(self._rules, key=lambda r: -r.priority)
+            counted.sort(key=lambda pair: -pair[0].priority)
+            self._rules = [rule for rule, _ in counted]
+            self._served = [served for _, served in counted]
 
     def clear(self) -> None:
         with self._lock:
-            self._rules.clear()
-            self._calls.clear()
+            self._rules = []
+            self._served = []
 
     def reset(self) -> None:
         """Forget call counts: sequences start over, `times` limits refill."""
         with self._lock:
-            self._calls.clear()
+            self._served = [0] * len(self._rules)
 
     def calls(self, rule: Rule) -> int:
-        return self._calls.get(id(rule), 0)
+        with self._lock:
+            return sum(n for r, n in zip(self._rules, self._served, strict=True) if r is rule)
 
     def unused(self) -> list[Rule]:
-        return [r for r in self._rules if not self.calls(r)]
+        with self._lock:
+            return [r for r, n in zip(self._rules, self._served, strict=True) if not n]
 
     def unfinished(self) -> list[Rule]:
         """Rules with `replies` not yet all played."""
-        return [r for r in self._rules if not r.cycle and self.calls(r) < len(r.replies)]
+        with self._lock:
+            return [r for r, n in zip(self._rules, self._served, strict=True) if not r.cycle and n < len(r.replies)]
 
     def route(self, request: ChatRequest, endpoint: str = "chat") -> Hit | Miss:
         with self._lock:
-            calls = self._calls
-            for rule in self._rules:
-                served = calls.get(id(rule), 0)
-                if (rule.capacity is None or served < rule.capacity) and rule.accepts(request, endpoint):
-                    calls[id(rule)] = served + 1
-                    return Hit(rule, rule.replies[served % len(rule.replies)], served)
+            served = self._served
+            for i, rule in enumerate(self._rules):
+                n = served[i]
+                capacity = rule.capacity
+                if (capacity is None or n < capacity) and rule.accepts(request, endpoint):
+                    served[i] = n + 1
+                    return Hit(rule, rule.replies[n % len(rule.replies)], n)
             # No rule: now say why, for each (only misses pay for the explanations).
             near: list[tuple[Rule, list[str]]] = []
-            for rule in self._rules:
+            for rule, n in zip(self._rules, served, strict=True):
                 reasons = rule.mismatches(request, endpoint)
-                served = calls.get(id(rule), 0)
-                if rule.capacity is not None and served >= rule.capacity:
+                if rule.capacity is not None and n >= rule.capacity:
                     what = "times" if rule.times == rule.capacity else "replies"
-                    reasons.append(f"{what}: already served {served} of {rule.capacity} call(s)")
+                    reasons.append(f"{what}: already served {n} of {rule.capacity} call(s)")
                 near.append((rule, reasons))
             near.sort(key=lambda pair: len(pair[1]))  # stable: file order among equals
             return Miss(request, endpoint, near[:5], len(self._rules))

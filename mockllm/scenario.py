@@ -150,6 +150,10 @@ class Timing(_Strict):
         return self
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+
+
 class ErrorSpec(_Strict):
     """An HTTP error answer; left-out fields take OpenAI's values for the status."""
 
@@ -160,6 +164,19 @@ class ErrorSpec(_Strict):
     param: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     flavour: Literal["openai", "azure"] = "openai"
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"{name!r} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
+            if _UNSENDABLE.search(text):
+                raise ValueError(
+                    f"the value of {name} ({text!r}) has a character an HTTP header cannot carry"
+                    " (a line break, a control character, or one outside Latin-1)"
+                )
+        return value
 
     @field_validator("status")
     @classmethod

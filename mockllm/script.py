@@ -14,7 +14,7 @@ from .scenario import Reply
 from .sse import transcript_events
 from .timing import Schedule, resolve
 from .tokens import count_tokens, split_tokens
-from .wire import dumps
+from .wire import ToolCallWire, choices_json, dumps
 
 __all__ = ["Script", "ToolScript", "compile_reply"]
 
@@ -38,6 +38,9 @@ class Script:
     finish_reason: str
     completion_tokens: int | None  # None: counted per call (generated text)
     tool_chunks: int  # stream chunks the tool calls take (a head, then the fragments, per call)
+    usage_prompt: int | None  # `usage.prompt_tokens` as the reply gives it (None: counted per request)
+    usage_completion: int | None  # `usage.completion_tokens` as the reply gives it
+    choices: str | None  # the non-streamed `choices` JSON, when no part of it is made per call
     # Offsets of a schedule without jitter, by (chunk count, time scale): the same for every call.
     fixed_offsets: dict[tuple[int, float], tuple[float, ...]] = field(default_factory=dict, compare=False)
 
@@ -82,4 +85,14 @@ def compile_reply(reply: Reply) -> Script:
         finish_reason=finish,
         completion_tokens=completion,
         tool_chunks=sum(1 + len(t.fragments) for t in tools),
+        usage_prompt=reply.usage.prompt_tokens if reply.usage else None,
+        usage_completion=reply.usage.completion_tokens if reply.usage else None,
+        choices=_fixed_choices(reply, content, tools, finish),
     )
+
+
+def _fixed_choices(reply: Reply, content: str | None, tools: tuple[ToolScript, ...], finish: str) -> str | None:
+    if reply.generate is not None or any(t.id is None for t in tools):
+        return None  # generated text, or derived tool-call ids: made per call
+    wire_tools = [ToolCallWire(t.id or "", t.name, t.arguments) for t in tools]
+    return choices_json(content if content is not None or not tools else None, wire_tools, finish)

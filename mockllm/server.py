@@ -14,6 +14,7 @@ import uvicorn
 
 from .app import create_app
 from .engine import Engine
+from .protocol import OneWriteProtocol, available
 
 __all__ = ["BackgroundServer", "listen", "run", "uvicorn_config"]
 
@@ -22,14 +23,20 @@ def _fastest(name: str, fast: str) -> str:
     return fast if importlib.util.find_spec(fast) else "auto" if name == "loop" else "h11"
 
 
-def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, access_log: bool = False) -> uvicorn.Config:
-    """uvicorn settings for speed: uvloop and httptools when installed, no access log."""
+def uvicorn_config(
+    app: Any, host: str = "127.0.0.1", port: int = 8000, access_log: bool = False, *, one_write: bool = True
+) -> uvicorn.Config:
+    """uvicorn settings for speed: uvloop and httptools when installed, no access log, and
+    (`one_write`) httptools' protocol sending each whole answer in one write (mockllm.protocol)."""
+    http: Any = _fastest("http", "httptools")
+    if one_write and http == "httptools" and available():
+        http = OneWriteProtocol
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop=_fastest("loop", "uvloop"),
-        http=_fastest("http", "httptools"),
+        http=http,
         access_log=access_log,
         log_level="warning",
         lifespan="off",
@@ -63,7 +70,8 @@ class BackgroundServer:
     """uvicorn in a daemon thread on a loopback port; for tests and the pytest plugin.
 
     `namespaces` maps a name to an Engine served under `/ns/{name}/v1`, so one server
-    can give every test its own rules, sequences and journal.
+    can give every test its own rules, sequences and journal. `one_write=False` runs
+    uvicorn's stock httptools protocol instead of mockllm.protocol's.
 
     It starts and stops in a few milliseconds: uvicorn's own loop polls `should_exit`
     every 100 ms and its shutdown sleeps another 100 ms, so this runs `startup()` on a
@@ -72,12 +80,15 @@ class BackgroundServer:
 
     _GRACE = 0.1  # seconds an in-flight response may take to finish at stop() before it is cut
 
-    def __init__(self, engine: Engine | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, engine: Engine | None = None, host: str = "127.0.0.1", port: int = 0, *, one_write: bool = True
+    ) -> None:
         self.engine = engine or Engine()
         self.namespaces: dict[str, Engine] = {}
         self._sock = listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn_config(create_app(self.engine, self.namespaces), host, self.port))
+        app = create_app(self.engine, self.namespaces)
+        self._server = uvicorn.Server(uvicorn_config(app, host, self.port, one_write=one_write))
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None

@@ -16,7 +16,9 @@ __all__ = [
     "ChunkMaker",
     "ToolCallWire",
     "azure_error_body",
+    "choices_json",
     "completion_body",
+    "completion_json",
     "dumps",
     "error_body",
     "model_object",
@@ -98,7 +100,6 @@ class ToolCallWire:
 
 
 def completion_body(
-    *,
     id: str,
     created: int,
     model: str,
@@ -108,7 +109,11 @@ def completion_body(
     finish_reason: str,
     usage: str,  # JSON text, from usage_json
 ) -> bytes:
-    # Built from parts (no dict, one encoder call per string): it is on every request's path.
+    return completion_json(id, created, model, fingerprint, choices_json(content, tool_calls, finish_reason), usage)
+
+
+def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str) -> str:
+    """The `choices` array of a chat.completion, as JSON text (made once per reply when it can be)."""
     calls = ""
     if tool_calls:
         items = (
@@ -118,10 +123,16 @@ def completion_body(
         )
         calls = f',"tool_calls":[{",".join(items)}]'
     return (
+        f'[{{"index":0,"message":{{"role":"assistant","content":{_nullable(content)},"refusal":null,'
+        f'"annotations":[]{calls}}},"finish_reason":{_nullable(finish_reason)}}}]'
+    )
+
+
+def completion_json(id: str, created: int, model: str, fingerprint: str | None, choices: str, usage: str) -> bytes:
+    # Built from parts (no dict, one encoder call per string): it is on every request's path.
+    return (
         f'{{"id":{_str(id)},"object":"chat.completion","created":{created},"model":{_str(model)},'
-        f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{_nullable(content)},"refusal":null,'
-        f'"annotations":[]{calls}}},"finish_reason":{_nullable(finish_reason)}}}],"usage":{usage},'
-        f'"service_tier":"default","system_fingerprint":{_nullable(fingerprint)}}}'
+        f'"choices":{choices},"usage":{usage},"service_tier":"default","system_fingerprint":{_nullable(fingerprint)}}}'
     ).encode()
 
 

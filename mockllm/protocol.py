@@ -1,0 +1,186 @@
+"""uvicorn's httptools protocol, sending a whole answer in one write.
+
+Stock uvicorn writes a response's head as soon as the app sends `http.response.start`,
+the body in a second write, and checks every header line with two regexes on the way.
+For the short JSON answers a fake serves by the thousand, that is a large share of the
+server's work (see bench/README.md). `OneWriteProtocol` changes only this: the head of a
+response that declares its Content-Length waits for the body and leaves with it, in one
+write, and a header line that repeats (content type, rate limits...) is checked and
+encoded once.
+
+Everything else takes uvicorn's own code: streams (no Content-Length: their head still
+leaves at once, before the first event), HEAD requests, access logs, paused writes, a
+body sent in parts, a client that left. The bytes on the wire are the same either way
+(tests/test_protocol.py compares them).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["OneWriteProtocol", "available"]
+
+try:  # httptools is optional in uvicorn (its [standard] extra brings it)
+    from uvicorn.protocols.http import httptools_impl as _impl
+except ImportError:  # pragma: no cover - without httptools, uvicorn_config picks h11
+    _impl = None  # type: ignore[assignment]
+
+# The attributes of uvicorn's RequestResponseCycle the one-write path reads and sets; if a
+# uvicorn release renames one, `available()` says no and mockllm runs uvicorn's stock protocol.
+_CYCLE_ATTRIBUTES = (
+    "access_log",
+    "access_logger",
+    "chunked_encoding",
+    "default_headers",
+    "disconnected",
+    "expected_content_length",
+    "flow",
+    "keep_alive",
+    "message_event",
+    "on_response",
+    "response_complete",
+    "response_started",
+    "scope",
+    "transport",
+    "waiting_for_100_continue",
+)
+_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+_MAX_LINES = 512  # distinct header lines remembered; per-answer ones (x-request-id) fill it, then it stops growing
+
+
+def available() -> bool:
+    """Whether this uvicorn has the httptools protocol and the cycle fields the fast path uses."""
+    if _impl is None:
+        return False
+    init = getattr(_impl.RequestResponseCycle, "__init__", None)
+    names = getattr(getattr(init, "__code__", None), "co_names", ())
+    return all(name in names for name in _CYCLE_ATTRIBUTES)
+
+
+if _impl is not None:
+    _STATUS_LINE: dict[int, bytes] = _impl.STATUS_LINE
+    _NAME_RE = _impl.HEADER_RE
+    _VALUE_RE = _impl.HEADER_VALUE_RE
+    _lines: dict[tuple[bytes, bytes], bytes] = {}
+    # uvicorn's default headers (date, server) encoded, with the list they came from: uvicorn
+    # replaces that list when the date changes. One tuple, swapped whole (servers run in threads).
+    _defaults: tuple[object, bytes] = (None, b"")
+
+    def _encode(pair: tuple[bytes, bytes]) -> bytes | None:
+        """`name: value\\r\\n` (name lower-cased), or None for a line uvicorn must see itself."""
+        name, value = pair
+        if _NAME_RE.search(name) or _VALUE_RE.search(value):
+            return None  # uvicorn raises its own error for it
+        name = name.lower()
+        if name in _SPECIAL:
+            return None
+        return b"%s: %s\r\n" % (name, value)
+
+    def _line(pair: tuple[bytes, bytes]) -> bytes | None:
+        if type(pair) is not tuple:  # ASGI allows lists; they can't be keys
+            return _encode(pair)
+        line = _lines.get(pair)
+        if line is None:
+            line = _encode(pair)
+            if line is not None and len(_lines) < _MAX_LINES:
+                _lines[pair] = line
+        return line
+
+    def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        global _defaults
+        source, block = _defaults
+        if source is not headers:
+            lines = [_encode(pair) for pair in headers]
+            if None in lines:
+                return None
+            block = b"".join(lines)  # type: ignore[arg-type]
+            _defaults = (headers, block)
+        return block
+
+    class _OneWriteCycle(_impl.RequestResponseCycle):
+        """A request-response cycle whose head waits for a Content-Length body."""
+
+        _head: bytes | None = None  # the head, held until the body comes
+
+        async def send(self, message: Any) -> None:
+            head = self._head
+            if head is not None:
+                self._head = None
+                if self._send_whole(head, message):
+                    return
+                if not self.disconnected:
+                    self.transport.write(head)
+            elif (
+                not self.response_started
+                and message["type"] == "http.response.start"
+                and not (self.access_log and self.access_logger.isEnabledFor(logging.INFO))  # uvicorn logs it
+                and not self.flow.write_paused
+                and not self.disconnected
+                and self.keep_alive
+                and self.scope["method"] != "HEAD"
+            ):
+                head = self._prepare(message)
+                if head is not None:
+                    self._head = head
+                    return
+            await super().send(message)
+
+        def _prepare(self, message: Any) -> bytes | None:
+            """The head to hold, with the cycle set as uvicorn's start would; None: not this path."""
+            status = message["status"]
+            defaults = _default_lines(self.default_headers)
+            if defaults is None:
+                return None
+            content = [_STATUS_LINE[status], defaults]
+            length: int | None = None
+            for pair in message.get("headers", ()):
+                line = _line(pair)
+                if line is None:
+                    if length is None and pair[0].lower() == b"content-length" and pair[1].isdigit():
+                        length = int(pair[1])
+                        line = b"content-length: %s\r\n" % pair[1]
+                    else:
+                        return None  # a second length, a connection or transfer-encoding header...
+                content.append(line)
+            if length is None or status in (204, 304):
+                return None
+            content.append(b"\r\n")
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self.chunked_encoding = False
+            self.expected_content_length = length
+            return b"".join(content)
+
+        def _send_whole(self, head: bytes, message: Any) -> bool:
+            """Write the head and the whole body at once, as uvicorn's body branch would end."""
+            if (
+                message["type"] != "http.response.body"
+                or message.get("more_body", False)
+                or self.disconnected
+                or self.flow.write_paused
+            ):
+                return False
+            body = message.get("body", b"")
+            if len(body) != self.expected_content_length:
+                return False  # uvicorn raises its own error for it
+            self.transport.write(head + body)
+            self.expected_content_length = 0
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:  # the server began to shut down since the start
+                self.transport.close()
+            self.on_response()
+            return True
+
+    class OneWriteProtocol(_impl.HttpToolsProtocol):
+        """uvicorn's httptools protocol whose request cycles send whole answers in one write."""
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            if type(self.cycle) is _impl.RequestResponseCycle:
+                # Its task is only scheduled: it will look `send` up on the new class.
+                self.cycle.__class__ = _OneWriteCycle
+
+else:  # pragma: no cover
+    OneWriteProtocol = None  # type: ignore[misc]
