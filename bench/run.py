@@ -88,7 +88,7 @@ async def _round(child: Child, conns: list[Conn], seconds: float, events: bool) 
     return Round(rate, used / result.seconds, count / used, mine)
 
 
-FLOOR, SAME_HEADERS, MOCK = "floor", "floor-headers", "mockllm"
+FLOOR, SAME_HEADERS, ONE_WRITE, MOCK = "floor", "floor-headers", "floor-onewrite", "mockllm"
 
 
 @dataclass
@@ -119,9 +119,10 @@ async def throughput(args: argparse.Namespace) -> list[Compared]:
     with (
         serving(FLOOR, "floor", *chunks) as floor,
         serving(SAME_HEADERS, "floor-headers", *chunks) as same_headers,
+        serving(ONE_WRITE, "floor-onewrite", *chunks) as one_write,
         serving(MOCK, "mockllm", *chunks) as mock,
     ):
-        servers = (floor, same_headers, mock)
+        servers = (floor, same_headers, one_write, mock)
         modes = [
             ("non-streamed", "req/s", False, JSON_REQUEST),
             (f"streamed, {args.stream_chunks} chunks", "events/s", True, STREAM_REQUEST),
@@ -281,19 +282,23 @@ def report_throughput(results: list[Compared], args: argparse.Namespace) -> None
         f"{args.rounds} rounds x {args.seconds:g} s alternating, medians"
     )
     print(
-        "  floor = minimal starlette app, precomputed body (content-type only); floor+h = same, with mockllm's headers"
+        "  floor = minimal starlette app, precomputed body (content-type only), on uvicorn's stock protocol;"
+        " floor+h = same,\n  with mockllm's headers; floor 1w = the floor on mockllm's one-write protocol"
+        " (mockllm runs on it)"
     )
     print(
-        f"  {'':<28}{'floor':>10}{'floor+h':>10}{'mockllm':>10}{'ratio':>7}{'rounds':>11}{'per CPU-s':>11}"
-        f"{'vs floor+h':>12}{'srv CPU f/m':>13}{'gen CPU':>9}  target"
+        f"  {'':<28}{'floor':>10}{'floor+h':>10}{'floor 1w':>10}{'mockllm':>10}{'ratio':>7}{'rounds':>11}"
+        f"{'per CPU-s':>11}{'vs floor+h':>12}{'vs 1w':>7}{'srv CPU f/m':>13}{'gen CPU':>9}  target"
     )
     for c in results:
         lo, hi = c.spread()
         ratio = c.ratio()
         print(
             f"  {c.label + ' ' + c.unit:<28}{_fmt(c.median(FLOOR)):>10}{_fmt(c.median(SAME_HEADERS)):>10}"
-            f"{_fmt(c.median(MOCK)):>10}{_fmt(ratio, '.2f'):>7}{f'{lo:.2f}-{hi:.2f}':>11}"
+            f"{_fmt(c.median(ONE_WRITE)):>10}{_fmt(c.median(MOCK)):>10}{_fmt(ratio, '.2f'):>7}"
+            f"{f'{lo:.2f}-{hi:.2f}':>11}"
             f"{_fmt(c.ratio(key='per_cpu'), '.2f'):>11}{_fmt(c.ratio(SAME_HEADERS), '.2f'):>12}"
+            f"{_fmt(c.ratio(ONE_WRITE), '.2f'):>7}"
             f"{_fmt(c.median(FLOOR, 'cpu'), '.0%') + '/' + _fmt(c.median(MOCK, 'cpu'), '.0%'):>13}"
             f"{_fmt(c.median(MOCK, 'client_cpu'), '.0%'):>9}"
             f"  ratio >= 0.80 {_verdict(ratio is not None and ratio >= 0.8)}"

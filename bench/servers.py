@@ -6,11 +6,14 @@
   a StreamingResponse of precomputed `data: ...` events. The bytes are mockllm's own (built once at
   start-up), so the servers send the same payloads; only the work per request differs.
 - `floor-headers`: the same, also sending mockllm's response headers.
+- `floor-onewrite`: the floor on mockllm's own HTTP protocol (`mockllm.protocol`, a whole answer in
+  one write), to show what mockllm gains from the protocol and what from its own work.
 - `naive`: a starlette stream that sleeps the gap before each chunk (summed `asyncio.sleep`), the
   usual way fakes pace a stream, for the timing-fidelity comparison.
 
 All run under uvicorn with the very same settings (`mockllm.server.uvicorn_config`: uvloop, httptools,
-no access log) on a loopback port picked by the system; the child prints `PORT <n>` once it accepts
+no access log; the floors on uvicorn's stock httptools protocol but `floor-onewrite`, mockllm on its own)
+on a loopback port picked by the system; the child prints `PORT <n>` once it accepts
 connections, and stops when its stdin closes (the bench ended, however it ended).
 """
 
@@ -156,7 +159,7 @@ def naive_app(timed_chunks: int, gap_ms: float) -> Starlette:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
-    parser.add_argument("kind", choices=["mockllm", "floor", "floor-headers", "naive"])
+    parser.add_argument("kind", choices=["mockllm", "floor", "floor-headers", "floor-onewrite", "naive"])
     parser.add_argument("--scenario", choices=["throughput", "ttfb", "timed"], default="throughput")
     parser.add_argument("--stream-chunks", type=int, default=100)
     parser.add_argument("--timed-chunks", type=int, default=200)
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             run(engine(args.scenario, args.stream_chunks, args.timed_chunks, args.gap_ms), sock)  # = `mockllm serve`
         else:
             # The same uvicorn settings, and the same heap freeze as `run` (see mockllm.server.run).
-            server = uvicorn.Server(uvicorn_config(app, port=port))
+            server = uvicorn.Server(uvicorn_config(app, port=port, one_write=args.kind == "floor-onewrite"))
             gc.freeze()
             server.run(sockets=[sock])
 

@@ -236,3 +236,16 @@ def test_the_fast_match_and_the_explanation_agree() -> None:
         assert entry.rule == wanted, (fields, entry.error)
         if wanted is None:
             assert answer.status == 418 and "nearest rules (of 3)" in (entry.error or "")
+
+
+def test_request_headers_read_like_a_dict() -> None:
+    from mockllm.app import RequestHeaders
+
+    headers = RequestHeaders([(b"x-team", b"search"), (b"accept", b"*/*"), (b"x-note", b"caf\xe9")])
+    assert headers["x-team"] == "search" and headers.get("nope") is None and headers.get("nope", "-") == "-"
+    assert "accept" in headers and "nope" not in headers and len(headers) == 3
+    assert headers == {"x-team": "search", "accept": "*/*", "x-note": "café"} == dict(headers)
+    assert headers == RequestHeaders([(b"x-team", b"search"), (b"accept", b"*/*"), (b"x-note", b"caf\xe9")])
+    assert list(headers) == ["x-team", "accept", "x-note"] and "x-team" in repr(headers)
+    with pytest.raises(KeyError):
+        headers["nope"]

@@ -348,3 +348,27 @@ def test_loader_results_are_json_safe() -> None:
     (tool,) = scenario.rules[0].replies[0].tools
     assert json.loads(tool.arguments) == {"b": 1, "a": ["x"]}
     assert "".join(tool.fragments) == tool.arguments and len(tool.fragments) > 1
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('"Retry After": "1"', "'Retry After' is not an HTTP header name"),
+        ('X-Price: "5 €"', "the value of X-Price ('5 €') has a character an HTTP header cannot carry"),
+        ('X-Split: "a\\r\\nb"', "the value of X-Split ('a\\r\\nb') has a character an HTTP header cannot carry"),
+    ],
+)
+def test_error_headers_must_be_sendable(header: str, expected: str) -> None:
+    """A header HTTP cannot carry is refused at load, not as a 500 when the rule first answers."""
+    text = f"version: 1\nrules:\n  - reply:\n      error:\n        status: 429\n        headers:\n          {header}\n"
+    message = error_of(text)
+    assert message.startswith("bad.yaml:6: rules[0].reply.error.headers: "), message
+    assert expected in message
+
+
+def test_latin1_error_header_is_sent(serve: Any) -> None:
+    served = serve({"reply": {"error": {"status": 429, "headers": {"X-Note": "café"}}}})
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    response = httpx.post(f"{served.base_url}/chat/completions", json=body)
+    assert response.status_code == 429
+    assert response.headers["x-note"] == "café"  # httpx decodes header values as Latin-1
