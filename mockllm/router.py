@@ -11,9 +11,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from operator import attrgetter
 
 from .request import ChatRequest
-from .scenario import Match
+from .scenario import Match, TextMatch
 from .script import Script
 
 __all__ = ["Hit", "Miss", "Router", "Rule"]
@@ -34,13 +35,17 @@ class Rule:
     seed: int | None = None
     time_scale: float | None = None  # the scenario's own, over the server's
     capacity: int | None = field(init=False, default=None)  # calls it may serve in all (None: no limit)
-    # One test per condition the rule has (the hot path skips the ones it has not).
-    checks: tuple[Callable[[ChatRequest, str], bool], ...] = field(init=False, default=(), repr=False)
+    # One test per condition the rule has (the hot path skips the ones it has not), and beside
+    # each, what to say when it fails: both made once, from `match`, by _conditions.
+    checks: tuple[_Test, ...] = field(init=False, default=(), repr=False)
+    reasons: tuple[_Reason, ...] = field(init=False, default=(), repr=False)
 
     def __post_init__(self) -> None:
         limits = [n for n in (self.times, None if self.cycle else len(self.replies)) if n is not None]
         object.__setattr__(self, "capacity", min(limits) if limits else None)
-        object.__setattr__(self, "checks", _checks(self.match))
+        checks, reasons = _conditions(self.match)
+        object.__setattr__(self, "checks", checks)
+        object.__setattr__(self, "reasons", reasons)
 
     def accepts(self, request: ChatRequest, endpoint: str) -> bool:
         """Whether every condition holds (the hot path: no explanation is built)."""
@@ -51,51 +56,74 @@ class Rule:
 
     def mismatches(self, request: ChatRequest, endpoint: str) -> list[str]:
         """Why this rule does not match the request ([] when every condition holds)."""
-        m = self.match
-        out: list[str] = []
-        if m.endpoint is not None and m.endpoint != endpoint:
-            out.append(f"endpoint: wanted {m.endpoint}, got {endpoint}")
-        if m.model is not None and not fnmatchcase(request.model, m.model):
-            out.append(f"model: {request.model!r} does not match {m.model!r}")
-        if m.stream is not None and m.stream != request.stream:
-            out.append(f"stream: wanted {str(m.stream).lower()}, got {str(request.stream).lower()}")
-        for role, cond, text in (("user", m.user, request.user_text), ("system", m.system, request.system_text)):
-            if cond is not None and not cond.test(text):
-                got = f"no {role} message" if text is None else f"{_clip(text)!r} {cond.refusal()}"
-                out.append(f"{role}: {got}")
-        for name, wanted in (m.headers or {}).items():
-            got_value = request.headers.get(name.lower())
-            if got_value != wanted:
-                got_text = "missing" if got_value is None else repr(got_value)
-                out.append(f"header {name}: wanted {wanted!r}, got {got_text}")
-        return out
+        return [
+            why(request, endpoint)
+            for check, why in zip(self.checks, self.reasons, strict=True)
+            if not check(request, endpoint)
+        ]
 
 
-def _checks(m: Match) -> tuple[Callable[[ChatRequest, str], bool], ...]:
-    """The conditions of `m` as tests, the same `mismatches` explains (tests/test_router.py)."""
-    out: list[Callable[[ChatRequest, str], bool]] = []
+_Test = Callable[[ChatRequest, str], bool]
+_Reason = Callable[[ChatRequest, str], str]
+
+
+def _conditions(m: Match) -> tuple[tuple[_Test, ...], tuple[_Reason, ...]]:
+    """The conditions of `m`: a test for each, and what to say when it fails."""
+    out: list[tuple[_Test, _Reason]] = []
     if m.endpoint is not None:
         wanted_endpoint = m.endpoint
-        out.append(lambda request, endpoint: endpoint == wanted_endpoint)
+        out.append(
+            (
+                lambda request, endpoint: endpoint == wanted_endpoint,
+                lambda request, endpoint: f"endpoint: wanted {wanted_endpoint}, got {endpoint}",
+            )
+        )
     if m.model is not None:
         glob = m.model
-        if any(ch in glob for ch in "*?["):
-            out.append(lambda request, endpoint: fnmatchcase(request.model, glob))
-        else:
-            out.append(lambda request, endpoint: request.model == glob)
+        literal = not any(ch in glob for ch in "*?[")
+        out.append(
+            (
+                (lambda request, endpoint: request.model == glob)
+                if literal
+                else (lambda request, endpoint: fnmatchcase(request.model, glob)),
+                lambda request, endpoint: f"model: {request.model!r} does not match {glob!r}",
+            )
+        )
     if m.stream is not None:
         stream = m.stream
-        out.append(lambda request, endpoint: request.stream == stream)
+        out.append(
+            (
+                lambda request, endpoint: request.stream == stream,
+                lambda request, endpoint: f"stream: wanted {str(stream).lower()}, got {str(request.stream).lower()}",
+            )
+        )
     if m.user is not None:
-        user = m.user.test
-        out.append(lambda request, endpoint: user(request.user_text))
+        out.append(_text_condition("user", m.user, attrgetter("user_text")))
     if m.system is not None:
-        system = m.system.test
-        out.append(lambda request, endpoint: system(request.system_text))
+        out.append(_text_condition("system", m.system, attrgetter("system_text")))
     for name, wanted in (m.headers or {}).items():
-        key = name.lower()
-        out.append(lambda request, endpoint, key=key, wanted=wanted: request.headers.get(key) == wanted)  # type: ignore[misc]
-    return tuple(out)
+        out.append(_header_condition(name, wanted))
+    return tuple(test for test, _ in out), tuple(why for _, why in out)
+
+
+def _text_condition(role: str, cond: TextMatch, text_of: Callable[[ChatRequest], str | None]) -> tuple[_Test, _Reason]:
+    test = cond.test
+
+    def why(request: ChatRequest, endpoint: str) -> str:
+        text = text_of(request)
+        return f"{role}: " + (f"no {role} message" if text is None else f"{_clip(text)!r} {cond.refusal()}")
+
+    return (lambda request, endpoint: test(text_of(request))), why
+
+
+def _header_condition(name: str, wanted: str) -> tuple[_Test, _Reason]:
+    key = name.lower()
+
+    def why(request: ChatRequest, endpoint: str) -> str:
+        got = request.headers.get(key)
+        return f"header {name}: wanted {wanted!r}, got {'missing' if got is None else repr(got)}"
+
+    return (lambda request, endpoint: request.headers.get(key) == wanted), why
 
 
 @dataclass(slots=True)  # not frozen: made on every request, and a frozen init costs more
