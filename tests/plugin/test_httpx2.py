@@ -10,18 +10,10 @@ httpx2 = pytest.importorskip("httpx2")
 
 from mockllm_pytest import MockLLM  # noqa: E402
 from plugin_helpers import SCENARIOS, in_both_modes, user  # noqa: E402
-from test_same_bytes import _TRANSPORT_HEADERS, _reference, _request  # noqa: E402
+from test_same_bytes import _fetch, _reference  # noqa: E402
 
 from mockllm import Engine  # noqa: E402
 from mockllm.transport import HOST, transport  # noqa: E402
-
-
-def _fetch(client: object, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
-    url = f"{base_url}/chat/completions"
-    with client.stream("POST", url, content=_request(stream), headers={"content-type": "application/json"}) as response:  # type: ignore[attr-defined]
-        chunks = [c for c in response.iter_raw() if c]
-    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _TRANSPORT_HEADERS]
-    return response.status_code, headers, chunks
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "plain"])

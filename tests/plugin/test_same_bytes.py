@@ -8,6 +8,7 @@ writes may merge, so the server's body is compared whole.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,8 @@ def _reference(stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
     return answer.status, answer.headers, writes
 
 
-def _fetch(client: httpx.Client, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+def _fetch(client: Any, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    """Status, headers (but the transport's) and body chunks, from an httpx or httpx2 client."""
     url = f"{base_url}/chat/completions"
     with client.stream("POST", url, content=_request(stream), headers={"content-type": "application/json"}) as response:
         chunks = [c for c in response.iter_raw() if c]
