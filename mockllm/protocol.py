@@ -8,6 +8,10 @@ response that declares its Content-Length waits for the body and leaves with it,
 write, and a header line that repeats (content type, rate limits...) is checked and
 encoded once.
 
+One difference remains: an app that starts such a response and then fails before its body sends
+nothing at all, where uvicorn would have sent the head before closing. mockllm's planned drops
+(faults) send no Content-Length, so they take uvicorn's path and still send their head first.
+
 Everything else takes uvicorn's own code: streams (no Content-Length: their head still
 leaves at once, before the first event), HEAD requests, access logs, paused writes, a
 body sent in parts, a client that left. The bytes on the wire are the same either way

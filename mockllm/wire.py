@@ -17,7 +17,6 @@ __all__ = [
     "ToolCallWire",
     "azure_error_body",
     "choices_json",
-    "completion_body",
     "completion_json",
     "dumps",
     "error_body",
@@ -97,19 +96,6 @@ class ToolCallWire:
     id: str
     name: str
     arguments: str
-
-
-def completion_body(
-    id: str,
-    created: int,
-    model: str,
-    fingerprint: str | None,
-    content: str | None,
-    tool_calls: Sequence[ToolCallWire],
-    finish_reason: str,
-    usage: str,  # JSON text, from usage_json
-) -> bytes:
-    return completion_json(id, created, model, fingerprint, choices_json(content, tool_calls, finish_reason), usage)
 
 
 def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str) -> str:

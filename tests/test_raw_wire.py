@@ -252,7 +252,7 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
 
 
 def test_template_builders_match_plain_json_encoding() -> None:
-    from mockllm.wire import ChunkMaker, ToolCallWire, completion_body, usage_json
+    from mockllm.wire import ChunkMaker, ToolCallWire, choices_json, completion_json, usage_json
 
     assert usage_json(18, 2) == _compact(_usage(18, 2))
     for text in TRICKY:
@@ -273,16 +273,8 @@ def test_template_builders_match_plain_json_encoding() -> None:
                 "service_tier": "default",
                 "system_fingerprint": fingerprint,
             }
-            body = completion_body(
-                id="chatcmpl-" + text,
-                created=1,
-                model="m" + text,
-                fingerprint=fingerprint,
-                content=content,
-                tool_calls=calls,
-                finish_reason="stop",
-                usage=usage_json(3, 4),
-            )
+            choices = choices_json(content, calls, "stop")
+            body = completion_json("chatcmpl-" + text, 1, "m" + text, fingerprint, choices, usage_json(3, 4))
             assert body == _compact(expected).encode()
         maker = ChunkMaker(
             id="c" + text, created=2, model=text, fingerprint=None, include_usage=True, obfuscation=["x"]
