@@ -38,7 +38,7 @@ def uvicorn_config(
         loop=_fastest("loop", "uvloop"),
         http=http,
         access_log=access_log,
-        log_level="warning",
+        log_level="info" if access_log else "warning",  # the access lines are INFO records
         lifespan="off",
     )
 

@@ -249,3 +249,25 @@ def test_serve_on_a_busy_port_says_so() -> None:
     assert result.returncode == 1
     assert f"mockllm: cannot listen on 127.0.0.1:{port}: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_access_log_lines_when_asked(tmp_path: Path) -> None:
+    """`--access-log` logs each request (mockllm's one-write protocol leaves those responses to uvicorn)."""
+    proc, port = start("--time-scale", "0", "--access-log")
+    try:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10)
+        assert response.status_code == 200 and response.json()["object"] == "chat.completion"
+    finally:
+        _, out, err = stop(proc)
+    assert '"POST /v1/chat/completions HTTP/1.1" 200' in out + err
+
+
+def test_no_access_log_by_default() -> None:
+    proc, port = start("--time-scale", "0")
+    try:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10).status_code == 200
+    finally:
+        _, out, err = stop(proc)
+    assert "POST /v1/chat/completions" not in out + err
