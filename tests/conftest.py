@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,19 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 _ids = itertools.count()
+
+
+def _release(package: str) -> tuple[int, ...]:
+    try:
+        text = version(package)
+    except PackageNotFoundError:
+        return ()
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+# litellm 1.109 stopped inventing a "stop" for a stream that ends with no finish_reason at all: it
+# raises MidStreamFallbackError("... Stream ended before a finish_reason was received") instead.
+LITELLM_FAILS_WITHOUT_FINISH = _release("litellm") >= (1, 109)
 
 
 @pytest.fixture(scope="session")

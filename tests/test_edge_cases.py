@@ -1,6 +1,6 @@
 """The edge-case library (scenarios/edge-cases/): each stream, served as bundled, through the
 real openai SDK (plain iteration and the .stream() helper) and litellm, asserting what each
-client really does with it (openai 2.54, litellm 1.106). The table in
+client really does with it (openai 2.54, litellm 1.106-1.110). The table in
 scenarios/edge-cases/README.md is the summary of these tests.
 """
 
@@ -16,7 +16,8 @@ import litellm
 import openai
 import pytest
 import yaml
-from conftest import SCENARIOS
+from conftest import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS
+from litellm.exceptions import MidStreamFallbackError
 from openai import ContentFilterFinishReasonError
 
 EDGE = SCENARIOS / "edge-cases"
@@ -228,8 +229,13 @@ def test_no_finish_reason(serve) -> None:
     seen, final = helper_run(served, "no-finish-reason")
     assert "content.done" not in seen  # the helper only says done on a finish_reason
     assert final.choices[0].finish_reason is None and final.choices[0].message.content == "The stream just stops."
-    chunks = litellm_chunks(served, "no-finish-reason")
-    assert text(chunks) == "The stream just stops." and finishes(chunks) == ["stop"]  # invented
+    if LITELLM_FAILS_WITHOUT_FINISH:  # litellm >= 1.109: a stream must end with a finish_reason
+        with pytest.raises(MidStreamFallbackError, match="before a finish_reason") as failed:
+            litellm_chunks(served, "no-finish-reason")
+        assert failed.value.generated_content == "The stream just stops."
+    else:
+        chunks = litellm_chunks(served, "no-finish-reason")
+        assert text(chunks) == "The stream just stops." and finishes(chunks) == ["stop"]  # invented
 
 
 def test_last_delta_with_null_content_and_role(serve) -> None:

@@ -19,6 +19,8 @@ import httpx
 import litellm
 import openai
 import pytest
+from conftest import LITELLM_FAILS_WITHOUT_FINISH
+from litellm.exceptions import MidStreamFallbackError
 
 from mockllm import Engine
 
@@ -258,11 +260,15 @@ def test_without_the_trailing_blank_line_the_body_ends_with_one_line_ending(serv
 
 def test_openai_drops_a_last_event_without_its_blank_line(serve) -> None:
     # no_done makes the finish chunk the last event; without its blank line the decoder never
-    # dispatches it: openai sees no finish_reason, litellm invents "stop".
+    # dispatches it: openai sees no finish_reason; litellm fails (>= 1.109) or invents "stop".
     served = serve(rule({"content": FIVE, "fault": {"kind": "no_done"}, "framing": {"trailing_blank_line": False}}))
     assert raw_body(served).endswith(b'"finish_reason":"stop"}]}\n')
     assert openai_text(served) == (FIVE, [])
-    assert litellm_text(served) == (FIVE, ["stop"])
+    if LITELLM_FAILS_WITHOUT_FINISH:
+        with pytest.raises(MidStreamFallbackError, match="before a finish_reason"):
+            litellm_text(served)
+    else:
+        assert litellm_text(served) == (FIVE, ["stop"])
 
 
 def test_framing_merges_with_defaults_key_by_key(serve) -> None:
