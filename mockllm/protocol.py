@@ -21,7 +21,8 @@ body sent in parts, a client that left. The bytes on the wire are the same eithe
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Generator
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 __all__ = ["OneWriteProtocol", "available"]
@@ -51,7 +52,7 @@ _CYCLE_ATTRIBUTES = (
     "waiting_for_100_continue",
 )
 _SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection"))
-_MAX_LINES = 512  # distinct header lines remembered; per-answer ones (x-request-id) fill it, then it stops growing
+_MAX_LINES = 512  # distinct header lines remembered; per-answer ones (x-request-id) fill it, then it starts over
 
 
 def available() -> bool:
@@ -60,7 +61,19 @@ def available() -> bool:
         return False
     init = getattr(_impl.RequestResponseCycle, "__init__", None)
     names = getattr(getattr(init, "__code__", None), "co_names", ())
-    return all(name in names for name in _CYCLE_ATTRIBUTES)
+    starts = getattr(getattr(_impl.HttpToolsProtocol, "on_headers_complete", None), "__code__", None)
+    return all(name in names for name in _CYCLE_ATTRIBUTES) and "RequestResponseCycle" in getattr(
+        starts, "co_names", ()
+    )
+
+
+def _with_globals(function: Callable[..., Any], **names: Any) -> Any:
+    """A copy of `function` that finds `names` among its module's globals (the module is left as it is)."""
+    scope = {**function.__globals__, **names}
+    copy = types.FunctionType(function.__code__, scope, function.__name__, function.__defaults__, function.__closure__)
+    copy.__qualname__ = function.__qualname__
+    copy.__doc__ = function.__doc__
+    return copy
 
 
 if _impl is not None:
@@ -81,16 +94,6 @@ if _impl is not None:
         if name in _SPECIAL:
             return None
         return b"%s: %s\r\n" % (name, value)
-
-    def _line(pair: tuple[bytes, bytes]) -> bytes | None:
-        if type(pair) is not tuple:  # ASGI allows lists; they can't be keys
-            return _encode(pair)
-        line = _lines.get(pair)
-        if line is None:
-            line = _encode(pair)
-            if line is not None and len(_lines) < _MAX_LINES:
-                _lines[pair] = line
-        return line
 
     def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
         global _defaults
@@ -150,25 +153,37 @@ if _impl is not None:
             defaults = _default_lines(self.default_headers)
             if defaults is None:
                 return None
-            content = [_STATUS_LINE[status], defaults]
+            headers = message.get("headers", ())
+            if type(headers) is not list and type(headers) is not tuple:
+                headers = list(headers)  # any iterable: read it once
+            try:
+                lines: list[bytes | None] = [*map(_lines.get, headers)]  # one pass in C for the known lines
+            except TypeError:  # a header given as a list (ASGI allows it) is no key
+                lines = [None] * len(headers)
             length: int | None = None
-            for pair in message.get("headers", ()):
-                line = _line(pair)
-                if line is None:
-                    if length is None and pair[0].lower() == b"content-length" and pair[1].isdigit():
-                        length = int(pair[1])
-                        line = b"content-length: %s\r\n" % pair[1]
-                    else:
-                        return None  # a second length, a connection or transfer-encoding header...
-                content.append(line)
+            if None in lines:  # new lines (a per-answer value, say), and the content-length
+                for i, line in enumerate(lines):
+                    if line is None:
+                        pair = headers[i]
+                        line = _encode(pair)
+                        if line is not None:
+                            if type(pair) is tuple:
+                                if len(_lines) >= _MAX_LINES:
+                                    _lines.clear()  # per-answer values filled it: start over
+                                _lines[pair] = line
+                        elif length is None and pair[0].lower() == b"content-length" and pair[1].isdigit():
+                            length = int(pair[1])
+                            line = b"content-length: %s\r\n" % pair[1]
+                        else:
+                            return None  # a second length, a connection or transfer-encoding header...
+                        lines[i] = line
             if length is None or status in (204, 304):
                 return None
-            content.append(b"\r\n")
             self.response_started = True
             self.waiting_for_100_continue = False
             self.chunked_encoding = False
             self.expected_content_length = length
-            return b"".join(content)
+            return b"".join((_STATUS_LINE[status], defaults, *lines, b"\r\n"))  # type: ignore[arg-type]
 
         def _send_whole(self, head: bytes, message: Any) -> bool:
             """Write the head and the whole body at once, as uvicorn's body branch would end."""
@@ -194,11 +209,12 @@ if _impl is not None:
     class OneWriteProtocol(_impl.HttpToolsProtocol):
         """uvicorn's httptools protocol whose request cycles send whole answers in one write."""
 
-        def on_headers_complete(self) -> None:
-            super().on_headers_complete()
-            if type(self.cycle) is _impl.RequestResponseCycle:
-                # Its task is only scheduled: it will look `send` up on the new class.
-                self.cycle.__class__ = _OneWriteCycle
+        # uvicorn's own code, making a _OneWriteCycle where it makes a RequestResponseCycle. (Setting
+        # `__class__` on the cycle afterwards would do the same, but CPython then moves the instance's
+        # attributes into a dict of their own, and every attribute read of the cycle gets slower.)
+        on_headers_complete = _with_globals(
+            _impl.HttpToolsProtocol.on_headers_complete, RequestResponseCycle=_OneWriteCycle
+        )
 
 else:  # pragma: no cover
     OneWriteProtocol = None  # type: ignore[misc]
