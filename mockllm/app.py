@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .engine import Engine
 from .plan import Answer
@@ -103,19 +103,28 @@ class RequestHeaders(Mapping[str, str]):
 
 # Most response headers are the same on every answer (content type, rate limits): encode each once.
 _encoded: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_PER_ANSWER = frozenset(("x-request-id", "openai-processing-ms", "content-length"))
-
-
-def _encode(pair: tuple[str, str]) -> tuple[bytes, bytes]:
-    done = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-    if pair[0] not in _PER_ANSWER and len(_encoded) < 4096:
-        _encoded[pair] = done
-    return done
+_PER_ANSWER = frozenset(("x-request-id",))  # new on every answer: not worth remembering
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    known = _encoded.get
-    return [known(pair) or _encode(pair) for pair in headers]
+    encoded: list[tuple[bytes, bytes] | None] = [*map(_encoded.get, headers)]  # one pass in C
+    while None in encoded:  # a new pair, or a per-answer one (x-request-id)
+        i = encoded.index(None)
+        pair = headers[i]
+        encoded[i] = done = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+        if pair[0] not in _PER_ANSWER and len(_encoded) < 4096:
+            _encoded[pair] = done
+    return encoded  # type: ignore[return-value]
+
+
+def _whole(answer: Answer, headers: list[tuple[bytes, bytes]]) -> tuple[Message, Message]:
+    """The two ASGI messages of an answer sent whole, with its Content-Length."""
+    body = answer.body
+    headers.append((b"content-length", b"%d" % len(body)))
+    return {"type": "http.response.start", "status": answer.status, "headers": headers}, {
+        "type": "http.response.body",
+        "body": body,
+    }
 
 
 async def send_answer(answer: Answer, receive: Receive, send: Send, start: float) -> None:
@@ -131,9 +140,9 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
             if entry is not None:
                 entry.aborted = True
             raise Aborted
-        headers.append((b"content-length", str(len(answer.body)).encode()))
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        start_message, body_message = _whole(answer, headers)
+        await send(start_message)
+        await send(body_message)
         return
 
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
@@ -215,9 +224,14 @@ class _Routes:
         return self.engine if ns is None else self.namespaces.get(ns)
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.answer_chat(self._engine(scope), scope, receive, send)
+
+    async def answer_chat(self, engine: Engine | None, scope: Scope, receive: Receive, send: Send) -> None:
         start = asyncio.get_running_loop().time()
-        engine = self._engine(scope)
-        body = await _read_body(receive)
+        message = await receive()  # the whole body, for a short request
+        body = message.get("body", b"") if message["type"] == "http.request" else b""
+        if message.get("more_body", False):
+            body += await _read_body(receive)
         if engine is None:
             await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(
                 scope, receive, send
@@ -229,6 +243,12 @@ class _Routes:
         except Exception as exc:  # a mockllm bug: answer with the 500 envelope, and let the server log it
             await (await _crash(Request(scope), exc))(scope, receive, send)
             raise
+        if answer.writes is None and not answer.delay and not answer.abort:
+            # The usual answer, whole and at once: sent here rather than through send_answer's frame.
+            start_message, body_message = _whole(answer, _encode_headers(answer.headers))
+            await send(start_message)
+            await send(body_message)
+            return
         await send_answer(answer, receive, send, start)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -268,25 +288,26 @@ class _App(Starlette):
     routes, a root_path, added middleware) goes through Starlette.
     """
 
-    def __init__(self, chat: Any, **kwargs: Any) -> None:
+    def __init__(self, endpoints: _Routes, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._chat = chat
+        self._routes = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path")
         if fast and not self.user_middleware:
             path = scope["path"]
+            engine: Engine | None = None
             params: dict[str, str] | None = None
             if path == _CHAT_PATH:
-                params = {}
+                engine, params = self._routes.engine, {}
             elif path.startswith("/ns/") and path.endswith(_CHAT_PATH):
                 ns = path[4 : -len(_CHAT_PATH)]
                 if ns and "/" not in ns:
-                    params = {"ns": ns}
+                    engine, params = self._routes.namespaces.get(ns), {"ns": ns}
             if params is not None:
                 scope["app"] = self
                 scope["path_params"] = params
-                await self._chat(scope, receive, send)
+                await self._routes.answer_chat(engine, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -304,4 +325,4 @@ def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = 
     routes.append(
         Route("/openai/deployments/{deployment}/chat/completions", _Endpoint(routes_of.chat), methods=["POST"])
     )
-    return _App(routes_of.chat, routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})
+    return _App(routes_of, routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})

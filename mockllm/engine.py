@@ -98,7 +98,7 @@ class Engine:
         entry.stream = request.stream
         routed = self.router.route(request, "chat")
         if isinstance(routed, Hit):
-            answer = plan(routed, request, seed=self.seed, scale=self.time_scale)
+            answer = plan(routed, request, self.seed, self.time_scale)
             entry.rule = routed.rule.name
             entry.call_index = routed.call_index
         else:

@@ -27,6 +27,7 @@ from .wire import (
     completion_json,
     dumps,
     error_body,
+    json_text,
     usage_json,
 )
 
@@ -77,15 +78,33 @@ def error_answer(
     return Answer(status, headers, body)
 
 
-def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
+def plan(hit: Hit, request: ChatRequest, seed: int, scale: float) -> Answer:
     """The answer to `request` from the rule and reply the router picked."""
     rule, script = hit.rule, hit.reply
-    spec = script.spec
     derived = Derived(rule.seed if rule.seed is not None else seed, rule.key, hit.call_index)
     if rule.time_scale is not None:
         scale = rule.time_scale
+    spec = script.spec
     # Only jitter draws from the timing generator, and seeding one costs more than the rest of a plan.
-    rng = derived.rng("timing") if script.schedule.jitter_ms and scale else None
+    rng = derived.rng("timing") if scale and script.schedule.jitter_ms else None
+    fault = spec.fault
+    template = script.template
+    if template is not None and not request.stream and fault is None:
+        # The usual non-streamed answer: the body compiled at load, filled in.
+        delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
+        prompt = script.usage_prompt
+        if prompt is None:
+            prompt = request.prompt_tokens
+        body = template.body(
+            f'"{derived.completion_id}"',  # letters and digits: nothing to escape
+            derived.created,
+            json_text(spec.model or request.model),
+            prompt,
+            json_text(spec.system_fingerprint or _fingerprint(derived.seed)),
+        )
+        headers = [_JSON_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(delay)]
+        return Answer(200, headers, body, delay)
+
     if spec.error is not None:
         delay = script.offsets(1, rng, scale)[0]
         answer = _scripted_error(spec.error, request, derived)
@@ -98,7 +117,7 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     if spec.generate is not None:
         content = generate_text(spec.generate, derived.number("generate"))
         pieces = tuple(split_tokens(content))
-        completion_tokens = len(pieces)
+        completion_tokens = len(pieces) if script.usage_completion is None else script.usage_completion
     tools = (
         [ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments) for i, t in enumerate(script.tools)]
         if script.tools
@@ -107,15 +126,12 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
     prompt = script.usage_prompt
     if prompt is None:
         prompt = request.prompt_tokens
-    if script.usage_completion is not None:
-        completion_tokens = script.usage_completion
-    usage = usage_json(prompt, completion_tokens or 0)
+    completion_tokens = completion_tokens or 0
     model = spec.model or request.model
     fingerprint = spec.system_fingerprint or _fingerprint(derived.seed)
 
     n_chunks = len(script.transcript) if script.transcript is not None else len(pieces) + script.tool_chunks
     offsets = script.offsets(max(n_chunks, 1), rng, scale)
-    fault = spec.fault
 
     if not request.stream and script.transcript is None:
         headers = [_JSON_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(offsets[-1])]
@@ -125,9 +141,12 @@ def plan(hit: Hit, request: ChatRequest, *, seed: int, scale: float) -> Answer:
         choices = script.choices
         if choices is None:
             choices = choices_json(content if content is not None or not tools else None, tools, script.finish_reason)
-        body = completion_json(derived.completion_id, derived.created, model, fingerprint, choices, usage)
+        body = completion_json(
+            derived.completion_id, derived.created, model, fingerprint, choices, prompt, completion_tokens
+        )
         return Answer(200, headers, body, offsets[-1])
 
+    usage = usage_json(prompt, completion_tokens)
     headers = [_SSE_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(offsets[0])]
     if script.transcript is not None:
         events = _transcript_events(script.transcript, offsets, fault)

@@ -52,7 +52,8 @@ _CYCLE_ATTRIBUTES = (
     "waiting_for_100_continue",
 )
 _SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection"))
-_MAX_LINES = 512  # distinct header lines remembered; per-answer ones (x-request-id) fill it, then it starts over
+_MAX_LINES = 512  # distinct header lines remembered
+_UNIQUE = frozenset((b"x-request-id",))  # new on every answer: not worth remembering
 
 
 def available() -> bool:
@@ -161,22 +162,19 @@ if _impl is not None:
             except TypeError:  # a header given as a list (ASGI allows it) is no key
                 lines = [None] * len(headers)
             length: int | None = None
-            if None in lines:  # new lines (a per-answer value, say), and the content-length
-                for i, line in enumerate(lines):
-                    if line is None:
-                        pair = headers[i]
-                        line = _encode(pair)
-                        if line is not None:
-                            if type(pair) is tuple:
-                                if len(_lines) >= _MAX_LINES:
-                                    _lines.clear()  # per-answer values filled it: start over
-                                _lines[pair] = line
-                        elif length is None and pair[0].lower() == b"content-length" and pair[1].isdigit():
-                            length = int(pair[1])
-                            line = b"content-length: %s\r\n" % pair[1]
-                        else:
-                            return None  # a second length, a connection or transfer-encoding header...
-                        lines[i] = line
+            while None in lines:  # new lines (a per-answer value, say), and the content-length
+                i = lines.index(None)
+                pair = headers[i]
+                if length is None and pair[0].lower() == b"content-length" and pair[1].isdigit():
+                    length = int(pair[1])
+                    lines[i] = b"content-length: %s\r\n" % pair[1]
+                    continue
+                line = _encode(pair)
+                if line is None:
+                    return None  # a second length, a connection or transfer-encoding header...
+                if type(pair) is tuple and pair[0] not in _UNIQUE and len(_lines) < _MAX_LINES:
+                    _lines[pair] = line
+                lines[i] = line
             if length is None or status in (204, 304):
                 return None
             self.response_started = True

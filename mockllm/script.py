@@ -14,7 +14,7 @@ from .scenario import Reply
 from .sse import transcript_events
 from .timing import Schedule, resolve
 from .tokens import count_tokens, split_tokens
-from .wire import ToolCallWire, choices_json, dumps
+from .wire import CompletionTemplate, ToolCallWire, choices_json, dumps
 
 __all__ = ["Script", "ToolScript", "compile_reply"]
 
@@ -36,11 +36,16 @@ class Script:
     transcript: tuple[str, ...] | None  # the events of a verbatim `sse` reply
     schedule: Schedule
     finish_reason: str
-    completion_tokens: int | None  # None: counted per call (generated text)
+    completion_tokens: int | None  # `usage.completion_tokens`, or counted; None: counted per call (generated text)
     tool_chunks: int  # stream chunks the tool calls take (a head, then the fragments, per call)
     usage_prompt: int | None  # `usage.prompt_tokens` as the reply gives it (None: counted per request)
     usage_completion: int | None  # `usage.completion_tokens` as the reply gives it
     choices: str | None  # the non-streamed `choices` JSON, when no part of it is made per call
+    # The non-streamed body made once, when its choices and completion tokens are fixed: an answer
+    # then only fills in its id, `created`, model, prompt tokens and fingerprint.
+    template: CompletionTemplate | None
+    chunk_count: int  # stream chunks of the reply (content pieces and tool-call parts) when fixed
+    instant: bool  # the schedule never waits (at any time scale)
     # Offsets of a schedule without jitter, by (chunk count, time scale): the same for every call.
     fixed_offsets: dict[tuple[int, float], tuple[float, ...]] = field(default_factory=dict, compare=False)
 
@@ -75,19 +80,32 @@ def compile_reply(reply: Reply) -> Script:
     if reply.generate is None:
         completion = count_tokens(content or "") + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
     finish = reply.finish_reason or ("tool_calls" if tools else "stop")
+    choices = _fixed_choices(reply, content, tools, finish)
+    usage_completion = reply.usage.completion_tokens if reply.usage else None
+    if usage_completion is not None:
+        completion = usage_completion
+    tool_chunks = sum(1 + len(t.fragments) for t in tools)
+    schedule = resolve(reply.timing)
     return Script(
         spec=reply,
         content=content,
         pieces=pieces,
         tools=tools,
         transcript=tuple(transcript_events(reply.sse)) if reply.sse is not None else None,
-        schedule=resolve(reply.timing),
+        schedule=schedule,
         finish_reason=finish,
         completion_tokens=completion,
-        tool_chunks=sum(1 + len(t.fragments) for t in tools),
+        tool_chunks=tool_chunks,
         usage_prompt=reply.usage.prompt_tokens if reply.usage else None,
-        usage_completion=reply.usage.completion_tokens if reply.usage else None,
-        choices=_fixed_choices(reply, content, tools, finish),
+        usage_completion=usage_completion,
+        choices=choices,
+        template=(
+            CompletionTemplate.of(choices, completion)
+            if choices is not None and completion is not None and reply.sse is None and reply.error is None
+            else None
+        ),
+        chunk_count=len(pieces) + tool_chunks,
+        instant=schedule.is_instant,
     )
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
     "ERROR_DEFAULTS",
     "ChunkMaker",
+    "CompletionTemplate",
     "ToolCallWire",
     "azure_error_body",
     "choices_json",
     "completion_json",
     "dumps",
     "error_body",
+    "json_text",
     "model_object",
     "models_body",
     "usage_json",
@@ -37,6 +40,12 @@ def dumps(value: Any) -> str:
 
 def _nullable(value: str | None) -> str:
     return "null" if value is None else _str(value)
+
+
+@lru_cache(maxsize=256)
+def json_text(value: str | None) -> str:
+    """A string (or None) as JSON text, remembered: model names and fingerprints repeat."""
+    return _nullable(value)
 
 
 # status -> (type, code, message); a message may name {model}.
@@ -82,13 +91,17 @@ def azure_error_body(code: str, message: str) -> bytes:
     return dumps({"error": {"code": code, "message": message}}).encode()
 
 
+# `usage` with three slots (prompt, completion and total tokens): one layout for streams and bodies.
+_USAGE = (
+    '{"prompt_tokens":%s,"completion_tokens":%s,"total_tokens":%s,'
+    '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+    '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
+)
+
+
 def usage_json(prompt: int, completion: int) -> str:
     """The `usage` object as JSON text, built from a template (it is on every request's path)."""
-    return (
-        f'{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{prompt + completion},'
-        '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
-        '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
-    )
+    return _USAGE % (prompt, completion, prompt + completion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +127,44 @@ def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish
     )
 
 
-def completion_json(id: str, created: int, model: str, fingerprint: str | None, choices: str, usage: str) -> bytes:
-    # Built from parts (no dict, one encoder call per string): it is on every request's path.
-    return (
-        f'{{"id":{_str(id)},"object":"chat.completion","created":{created},"model":{_str(model)},'
-        f'"choices":{choices},"usage":{usage},"service_tier":"default","system_fingerprint":{_nullable(fingerprint)}}}'
-    ).encode()
+@dataclass(frozen=True, slots=True)
+class CompletionTemplate:
+    """A chat.completion body made once per reply, but for what each answer fills in.
+
+    `body()` is then one f-string: no dict, no encoder call, no format string to parse.
+    """
+
+    choices_to_prompt: str  # `,"choices":[...],"usage":{"prompt_tokens":`
+    completion_to_total: str  # `,"completion_tokens":N,"total_tokens":`
+    completion_tokens: int
+    details_to_fingerprint: str  # the usage details, then `,"service_tier":...,"system_fingerprint":`
+
+    @classmethod
+    def of(cls, choices: str, completion_tokens: int) -> CompletionTemplate:
+        usage_head, usage_mid, usage_tail = (_USAGE % ("\0", completion_tokens, "\0")).split("\0")
+        return cls(
+            f',"choices":{choices},"usage":{usage_head}',
+            usage_mid,
+            completion_tokens,
+            f'{usage_tail},"service_tier":"default","system_fingerprint":',
+        )
+
+    def body(self, id: str, created: int, model: str, prompt: int, fingerprint: str) -> bytes:
+        """The body; `id`, `model` and `fingerprint` are given as JSON text."""
+        return (
+            f'{{"id":{id},"object":"chat.completion","created":{created},"model":{model}{self.choices_to_prompt}'
+            f"{prompt}{self.completion_to_total}{prompt + self.completion_tokens}{self.details_to_fingerprint}"
+            f"{fingerprint}}}"
+        ).encode()
+
+
+def completion_json(
+    id: str, created: int, model: str, fingerprint: str | None, choices: str, prompt: int, completion: int
+) -> bytes:
+    """A whole chat.completion body (CompletionTemplate is the way for a reply answered many times)."""
+    return CompletionTemplate.of(choices, completion).body(
+        _str(id), created, _str(model), prompt, _nullable(fingerprint)
+    )
 
 
 class ChunkMaker:

@@ -274,7 +274,7 @@ def test_template_builders_match_plain_json_encoding() -> None:
                 "system_fingerprint": fingerprint,
             }
             choices = choices_json(content, calls, "stop")
-            body = completion_json("chatcmpl-" + text, 1, "m" + text, fingerprint, choices, usage_json(3, 4))
+            body = completion_json("chatcmpl-" + text, 1, "m" + text, fingerprint, choices, 3, 4)
             assert body == _compact(expected).encode()
         maker = ChunkMaker(
             id="c" + text, created=2, model=text, fingerprint=None, include_usage=True, obfuscation=["x"]
