@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+import struct
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +20,8 @@ _ALNUM = string.ascii_letters + string.digits
 _EPOCH_START = 1_704_067_200
 _EPOCH_SPAN = 63_158_400
 
+
+_unpack_u64 = struct.Struct(">Q").unpack_from  # = int.from_bytes(8 bytes, "big"), without the slice
 
 # byte -> one of 62 letters and digits, for bytes.translate (a Python loop per character costs more)
 _TO_ALNUM = bytes(ord(_ALNUM[b % len(_ALNUM)]) for b in range(256))
@@ -50,7 +53,7 @@ class Derived:
         hasher.update(b"%d\x1fcore" % call_index)  # the same bytes as _digest("core", 64) hashes
         core = hasher.digest()
         self.completion_id = "chatcmpl-" + core[:29].translate(_TO_ALNUM).decode("ascii")
-        self.created = _EPOCH_START + int.from_bytes(core[29:37], "big") % _EPOCH_SPAN
+        self.created = _EPOCH_START + _unpack_u64(core, 29)[0] % _EPOCH_SPAN
         self.request_id = "req_" + core[37:53].hex()
 
     def __repr__(self) -> str:

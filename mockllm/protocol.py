@@ -165,7 +165,9 @@ if _impl is not None:
             while None in lines:  # new lines (a per-answer value, say), and the content-length
                 i = lines.index(None)
                 pair = headers[i]
-                if length is None and pair[0].lower() == b"content-length" and pair[1].isdigit():
+                if (
+                    pair[0] == b"content-length" and length is None and pair[1].isdigit()
+                ):  # (a capitalised one: stock path)
                     length = int(pair[1])
                     lines[i] = b"content-length: %s\r\n" % pair[1]
                     continue

@@ -35,24 +35,7 @@ class ChatRequest:
     headers: Mapping[str, str]  # lower-case names
     user_text: str | None  # the last user message
     system_text: str | None  # the first system or developer message
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Counted as OpenAI's cookbook does: 3 per message, 3 to prime the reply."""
-        total = 3
-        for message in self.messages:
-            content = message.get("content")
-            total += 3 + count_tokens(content if type(content) is str else message_text(message))
-            if "name" in message and isinstance(message["name"], str):
-                total += 1 + count_tokens(message["name"])
-            calls = message.get("tool_calls")
-            for call in calls if type(calls) is list else ():
-                function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict):
-                    total += count_tokens(str(function.get("name", ""))) + count_tokens(
-                        str(function.get("arguments", ""))
-                    )
-        return total
+    prompt_tokens: int  # counted as OpenAI's cookbook does: 3 per message, 3 to prime the reply
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -97,6 +80,25 @@ def _bad_role(i: int, message: dict[str, Any]) -> RequestError:
     )
 
 
+def _bad_model_or_messages(body: dict[str, Any], model: Any) -> RequestError:
+    if model is None:
+        return RequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        return _invalid_type("model", "a string", model)
+    if "messages" not in body:
+        return RequestError(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        return _invalid_type("messages", "an array", messages)
+    return RequestError(
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        param="messages",
+        code="empty_array",
+    )
+
+
 def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> ChatRequest:
     """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
     try:
@@ -111,38 +113,33 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
             code="invalid_type",
         )
     model = body.get("model", default_model)
-    if model is None:
-        raise RequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
-    if not isinstance(model, str):
-        raise _invalid_type("model", "a string", model)
-    if "messages" not in body:
-        raise RequestError(
-            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
-        )
-    messages = body["messages"]
-    if not isinstance(messages, list):
-        raise _invalid_type("messages", "an array", messages)
-    if not messages:
-        raise RequestError(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-            param="messages",
-            code="empty_array",
-        )
+    messages = body.get("messages")
+    if type(model) is not str or type(messages) is not list or not messages:
+        raise _bad_model_or_messages(body, model)
     user_text: str | None = None
     system_text: str | None = None
-    for i, message in enumerate(messages):
+    prompt_tokens = 3
+    for message in messages:
         if type(message) is not dict:
-            raise _invalid_type(f"messages[{i}]", "an object", message)
+            raise _invalid_type(f"messages[{messages.index(message)}]", "an object", message)
         role = message.get("role")
-        if type(role) is not str or role not in _KNOWN_ROLES:  # a missing role is None
-            raise _bad_role(i, message)
         content = message.get("content")
-        if content is not None and type(content) is not str and not isinstance(content, list):
+        if type(role) is not str or role not in _KNOWN_ROLES:  # a missing role is None
+            raise _bad_role(messages.index(message), message)
+        if type(content) is str:
+            text = content
+        elif content is None or isinstance(content, list):
+            text = message_text(message)
+        else:
+            i = messages.index(message)
             raise _invalid_type(f"messages[{i}].content", "one of a string or array of objects", content)
         if role == "user":
-            user_text = content if type(content) is str else message_text(message)
+            user_text = text
         elif system_text is None and (role == "system" or role == "developer"):
-            system_text = content if type(content) is str else message_text(message)
+            system_text = text
+        prompt_tokens += 3 + count_tokens(text)
+        if len(message) > 2:  # more than role and content: a name, tool calls
+            prompt_tokens += _more_tokens(message)
     stream = body.get("stream", False)
     if stream is None:
         stream = False
@@ -158,15 +155,29 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
                 param="stream_options",
                 code="invalid_value",
             )
-    options = options or {}
-    return ChatRequest(
-        body=body,
-        model=model,
-        messages=messages,
-        stream=stream,
-        include_usage=options.get("include_usage") is True,
-        include_obfuscation=options.get("include_obfuscation", True) is not False,
-        headers=headers,
-        user_text=user_text,
-        system_text=system_text,
-    )
+        return ChatRequest(
+            body,
+            model,
+            messages,
+            stream,
+            options.get("include_usage") is True,
+            options.get("include_obfuscation", True) is not False,
+            headers,
+            user_text,
+            system_text,
+            prompt_tokens,
+        )
+    return ChatRequest(body, model, messages, stream, False, True, headers, user_text, system_text, prompt_tokens)
+
+
+def _more_tokens(message: dict[str, Any]) -> int:
+    """The tokens of a message's name and tool calls (the cookbook's count)."""
+    total = 0
+    if "name" in message and isinstance(message["name"], str):
+        total += 1 + count_tokens(message["name"])
+    calls = message.get("tool_calls")
+    for call in calls if type(calls) is list else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            total += count_tokens(str(function.get("name", ""))) + count_tokens(str(function.get("arguments", "")))
+    return total
