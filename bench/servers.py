@@ -103,8 +103,8 @@ def mockllm_payloads(stream_chunks: int) -> Payloads:
     plain, streamed = eng.chat(JSON_REQUEST, {}), eng.chat(STREAM_REQUEST, {})
     assert streamed.writes is not None
     others = (
-        [(k, v) for k, v in plain.headers if k != "content-type"],
-        [(k, v) for k, v in streamed.headers if k != "content-type"],
+        [(k.decode(), v.decode()) for k, v in plain.headers if k != b"content-type"],
+        [(k.decode(), v.decode()) for k, v in streamed.headers if k != b"content-type"],
     )
     return Payloads(plain.body, dict(others[0]), [w.data for w in streamed.writes], dict(others[1]))
 

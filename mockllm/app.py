@@ -101,26 +101,10 @@ class RequestHeaders(Mapping[str, str]):
         return repr(self._dict())
 
 
-# Most response headers are the same on every answer (content type, rate limits): encode each once.
-_encoded: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_PER_ANSWER = frozenset(("x-request-id",))  # new on every answer: not worth remembering
-
-
-def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    encoded: list[tuple[bytes, bytes] | None] = [*map(_encoded.get, headers)]  # one pass in C
-    while None in encoded:  # a new pair, or a per-answer one (x-request-id)
-        i = encoded.index(None)
-        pair = headers[i]
-        encoded[i] = done = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-        if pair[0] not in _PER_ANSWER and len(_encoded) < 4096:
-            _encoded[pair] = done
-    return encoded  # type: ignore[return-value]
-
-
-def _whole(answer: Answer, headers: list[tuple[bytes, bytes]]) -> tuple[Message, Message]:
+def _whole(answer: Answer) -> tuple[Message, Message]:
     """The two ASGI messages of an answer sent whole, with its Content-Length."""
     body = answer.body
-    headers.append((b"content-length", b"%d" % len(body)))
+    headers = [*answer.headers, (b"content-length", b"%d" % len(body))]
     return {"type": "http.response.start", "status": answer.status, "headers": headers}, {
         "type": "http.response.body",
         "body": body,
@@ -130,7 +114,7 @@ def _whole(answer: Answer, headers: list[tuple[bytes, bytes]]) -> tuple[Message,
 async def send_answer(answer: Answer, receive: Receive, send: Send, start: float) -> None:
     """Send an Answer over ASGI, each part at its deadline (loop time `start` + offset)."""
     loop = asyncio.get_running_loop()
-    headers = _encode_headers(answer.headers)
+    headers = answer.headers
     entry = answer.entry
     if answer.writes is None:
         if answer.delay > 0 and not await _until_unless_gone(loop, start + answer.delay, receive):
@@ -140,7 +124,7 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
             if entry is not None:
                 entry.aborted = True
             raise Aborted
-        start_message, body_message = _whole(answer, headers)
+        start_message, body_message = _whole(answer)
         await send(start_message)
         await send(body_message)
         return
@@ -245,7 +229,7 @@ class _Routes:
             raise
         if answer.writes is None and not answer.delay and not answer.abort:
             # The usual answer, whole and at once: sent here rather than through send_answer's frame.
-            start_message, body_message = _whole(answer, _encode_headers(answer.headers))
+            start_message, body_message = _whole(answer)
             await send(start_message)
             await send(body_message)
             return

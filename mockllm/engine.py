@@ -15,7 +15,7 @@ from .derive import Derived
 from .errors import RequestError
 from .journal import Journal
 from .loader import Scenario, load, load_mapping
-from .plan import Answer, error_answer, plan
+from .plan import JSON_HEADERS, Answer, error_answer, plan
 from .request import parse_chat
 from .router import Hit, Router
 from .wire import dumps, error_body, model_object, models_body
@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
 DEFAULT_MODEL = "gpt-4o-mini"
 # Scripted errors may not use it (the loader refuses 418), so it always means "no rule".
 NO_MATCH_STATUS = 418
-_NO_RETRY = [("x-should-retry", "false")]
+_NO_RETRY = [("x-should-retry", "false")]  # extra headers, as a scenario gives them
 
 
 class Engine:
@@ -125,7 +125,7 @@ class Engine:
         return list(dict.fromkeys(names))
 
     def models(self) -> Answer:
-        return Answer(200, [("content-type", "application/json")], models_body(self.model_ids()))
+        return Answer(200, list(JSON_HEADERS), models_body(self.model_ids()))
 
     def model(self, model_id: str) -> Answer:
         known = model_id in self.model_ids() or any(
@@ -135,7 +135,7 @@ class Engine:
             message = f"The model `{model_id}` does not exist or you do not have access to it."
             body = error_body(message, "invalid_request_error", None, "model_not_found")
             return error_answer(404, body, _request_id(-1))
-        return Answer(200, [("content-type", "application/json")], dumps(model_object(model_id)).encode())
+        return Answer(200, list(JSON_HEADERS), dumps(model_object(model_id)).encode())
 
 
 def _request_id(index: int) -> str:

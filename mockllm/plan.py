@@ -37,18 +37,21 @@ if TYPE_CHECKING:
     from .journal import Entry
     from .router import Hit
 
-__all__ = ["JSON_HEADERS", "SSE_HEADERS", "Answer", "error_answer", "plan"]
+__all__ = ["JSON_HEADERS", "SSE_HEADERS", "Answer", "Header", "error_answer", "plan"]
 
-JSON_HEADERS: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
-SSE_HEADERS: tuple[tuple[str, str], ...] = (("content-type", "text/event-stream; charset=utf-8"),)
-_RATE_HEADERS: tuple[tuple[str, str], ...] = (
-    ("openai-version", "2020-10-01"),
-    ("x-ratelimit-limit-requests", "500"),
-    ("x-ratelimit-limit-tokens", "30000"),
-    ("x-ratelimit-remaining-requests", "499"),
-    ("x-ratelimit-remaining-tokens", "29000"),
-    ("x-ratelimit-reset-requests", "120ms"),
-    ("x-ratelimit-reset-tokens", "2ms"),
+# Header names and values are bytes, as they go on the wire (latin-1): every adapter sends them as
+# they are, and the ones below are the same objects on every answer.
+Header = tuple[bytes, bytes]
+JSON_HEADERS: tuple[Header, ...] = ((b"content-type", b"application/json"),)
+SSE_HEADERS: tuple[Header, ...] = ((b"content-type", b"text/event-stream; charset=utf-8"),)
+_RATE_HEADERS: tuple[Header, ...] = (
+    (b"openai-version", b"2020-10-01"),
+    (b"x-ratelimit-limit-requests", b"500"),
+    (b"x-ratelimit-limit-tokens", b"30000"),
+    (b"x-ratelimit-remaining-requests", b"499"),
+    (b"x-ratelimit-remaining-tokens", b"29000"),
+    (b"x-ratelimit-reset-requests", b"120ms"),
+    (b"x-ratelimit-reset-tokens", b"2ms"),
 )
 _JSON_TYPE, _SSE_TYPE = JSON_HEADERS[0], SSE_HEADERS[0]
 _NO_TOOLS: tuple[ToolCallWire, ...] = ()
@@ -60,7 +63,7 @@ class Answer:
     """What to send: after `delay` seconds a whole `body`, or `writes` each at its time."""
 
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[Header]  # lower-case names; no content-length (the adapters add it to a whole body)
     body: bytes = b""
     delay: float = 0.0
     writes: Iterator[Write] | None = None
@@ -74,7 +77,8 @@ def error_answer(
     request_id: str,
     extra: list[tuple[str, str]] | None = None,
 ) -> Answer:
-    headers = [*JSON_HEADERS, ("x-request-id", request_id), *(extra or ())]
+    headers = [*JSON_HEADERS, (b"x-request-id", request_id.encode())]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra or ()]
     return Answer(status, headers, body)
 
 
@@ -102,8 +106,7 @@ def plan(hit: Hit, request: ChatRequest, seed: int, scale: float) -> Answer:
             prompt,
             json_text(spec.system_fingerprint or _fingerprint(derived.seed)),
         )
-        headers = [_JSON_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(delay)]
-        return Answer(200, headers, body, delay)
+        return Answer(200, _headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     if spec.error is not None:
         delay = script.offsets(1, rng, scale)[0]
@@ -134,7 +137,7 @@ def plan(hit: Hit, request: ChatRequest, seed: int, scale: float) -> Answer:
     offsets = script.offsets(max(n_chunks, 1), rng, scale)
 
     if not request.stream and script.transcript is None:
-        headers = [_JSON_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(offsets[-1])]
+        headers = _headers(_JSON_TYPE, derived.request_id, offsets[-1])
         if fault is not None and fault.kind in ("disconnect", "stall"):
             at = offsets[-1] + (fault.stall_ms / 1000 if fault.kind == "stall" else 0.0)
             return Answer(200, headers, delay=at, abort=True)
@@ -147,7 +150,7 @@ def plan(hit: Hit, request: ChatRequest, seed: int, scale: float) -> Answer:
         return Answer(200, headers, body, offsets[-1])
 
     usage = usage_json(prompt, completion_tokens)
-    headers = [_SSE_TYPE, ("x-request-id", derived.request_id), *_RATE_HEADERS, _processing_ms(offsets[0])]
+    headers = _headers(_SSE_TYPE, derived.request_id, offsets[0])
     if script.transcript is not None:
         events = _transcript_events(script.transcript, offsets, fault)
     else:
@@ -279,11 +282,13 @@ def _transcript_events(transcript: tuple[str, ...], offsets: Sequence[float], fa
         yield from _fault_events(fault, offsets[-1], None)
 
 
-def _processing_ms(seconds: float) -> tuple[str, str]:
-    return _NO_PROCESSING if not seconds else ("openai-processing-ms", str(round(seconds * 1000)))
+def _headers(content_type: Header, request_id: str, seconds: float) -> list[Header]:
+    """An answer's headers; `seconds` until its first byte is the processing time it reports."""
+    processing = _NO_PROCESSING if not seconds else (b"openai-processing-ms", b"%d" % round(seconds * 1000))
+    return [content_type, (b"x-request-id", request_id.encode()), *_RATE_HEADERS, processing]
 
 
-_NO_PROCESSING = ("openai-processing-ms", "0")
+_NO_PROCESSING = (b"openai-processing-ms", b"0")
 
 
 @lru_cache(maxsize=64)

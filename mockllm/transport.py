@@ -84,7 +84,7 @@ class _Transport:
         answer = answer_request(self.engine, request.method, request.url.path, headers, request.content)
         response_headers = list(answer.headers)
         if answer.writes is None and not answer.abort:
-            response_headers.append(("content-length", str(len(answer.body))))
+            response_headers.append((b"content-length", b"%d" % len(answer.body)))
         lib = importlib.import_module(self.library)
         stream = _classes(self.library)[1](lib, request, answer, start)
         return lib.Response(answer.status, headers=response_headers, stream=stream, request=request)

@@ -62,13 +62,13 @@ REQUESTS = [
 ]
 
 
-def answer_bytes(engine: Engine, raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+def answer_bytes(engine: Engine, raw: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     answer = engine.chat(raw, {})
     data = b"".join(w.data for w in answer.writes) if answer.writes is not None else answer.body
     return answer.status, answer.headers, data
 
 
-def run_engine(path: Path, seed: int = 0) -> list[tuple[int, list[tuple[str, str]], bytes]]:
+def run_engine(path: Path, seed: int = 0) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
     engine = Engine(path, seed=seed, time_scale=0)
     return [answer_bytes(engine, raw) for raw in REQUESTS]
 
@@ -120,7 +120,7 @@ def test_seed_changes_generated_text_and_ids(tmp_path: Path) -> None:
     )
     assert json.loads(zero[0][2])["id"] != json.loads(one[0][2])["id"]
     assert json.loads(zero[0][2])["system_fingerprint"] != json.loads(one[0][2])["system_fingerprint"]
-    assert dict(zero[0][1])["x-request-id"] != dict(one[0][1])["x-request-id"]
+    assert dict(zero[0][1])[b"x-request-id"] != dict(one[0][1])[b"x-request-id"]
     # the fixed text is the same whatever the seed; only the derived values move
     fixed_zero = [json.loads(p[6:]) for p in zero[8][2].split(b"\n\n") if p.startswith(b"data: {")]
     fixed_one = [json.loads(p[6:]) for p in one[8][2].split(b"\n\n") if p.startswith(b"data: {")]

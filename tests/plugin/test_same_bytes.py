@@ -34,7 +34,7 @@ def _reference(stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
     engine = Engine(SCENARIOS / "bytes.yaml", seed=0, time_scale=0)
     answer = engine.chat(_request(stream), {"content-type": "application/json"})
     writes = [w.data for w in answer.writes] if answer.writes is not None else [answer.body]
-    return answer.status, answer.headers, writes
+    return answer.status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.headers], writes
 
 
 def _fetch(client: Any, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
