@@ -82,9 +82,9 @@ def scenario(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_m
 
 
 def engine(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms: float = 10.0) -> Engine:
-    # journal_limit as `mockllm serve` sets it (--journal-size): an unbounded journal would grow
+    # journal_limit as `mockllm serve` sets it (--journal-size, default 0): an unbounded journal would grow
     # through the whole bench and slow every garbage collection down.
-    eng = Engine(seed=0, time_scale=1.0 if kind == "timed" else 0.0, journal_limit=1000)
+    eng = Engine(seed=0, time_scale=1.0 if kind == "timed" else 0.0, journal_limit=0)
     eng.add(scenario(kind, stream_chunks, timed_chunks, gap_ms))
     return eng
 

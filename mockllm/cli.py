@@ -58,9 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--journal-size",
         type=_non_negative(int),
-        default=1000,
+        default=0,
         metavar="N",
-        help="how many of the latest requests to remember (default: 1000)",
+        help="how many of the latest requests the engine keeps in its journal (default: 0; nothing outside "
+        "the process reads it, and keeping requests costs memory and speed)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs speed)")
     validate = sub.add_parser("validate", help="check scenario files; exit 1 at the first bad one")
