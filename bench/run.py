@@ -103,14 +103,25 @@ class Compared:
         values = [v for v in (getattr(r, key) for r in self.rounds[server]) if v is not None]
         return statistics.median(values) if values else None
 
+    def paired(self, floor: str = FLOOR, key: str = "rate") -> list[float]:
+        """mockllm / floor of each round: the two ran back to back, so a slow spell of the machine
+        hits both alike (this machine's speed drifts by 2x within a minute)."""
+        pairs = zip(self.rounds[floor], self.rounds[MOCK], strict=True)
+        values = [(getattr(m, key), getattr(f, key)) for f, m in pairs]
+        return [m / f for m, f in values if m is not None and f]
+
     def ratio(self, floor: str = FLOOR, key: str = "rate") -> float | None:
-        base, mock = self.median(floor, key), self.median(MOCK, key)
-        return mock / base if base and mock else None
+        """The median of the rounds' ratios."""
+        ratios = self.paired(floor, key)
+        return statistics.median(ratios) if ratios else None
 
     def spread(self, floor: str = FLOOR) -> tuple[float, float]:
-        """The lowest and highest ratio of rounds run back to back."""
-        ratios = [m.rate / f.rate for f, m in zip(self.rounds[floor], self.rounds[MOCK], strict=True)]
-        return min(ratios), max(ratios)
+        """The quartiles of the rounds' ratios (the middle half of them lies between)."""
+        ratios = self.paired(floor)
+        if len(ratios) < 2:
+            return ratios[0], ratios[0]
+        low, _, high = statistics.quantiles(ratios, n=4)
+        return low, high
 
 
 async def throughput(args: argparse.Namespace) -> list[Compared]:
@@ -137,8 +148,9 @@ async def throughput(args: argparse.Namespace) -> list[Compared]:
             for child in servers:  # warm-up: allocators, caches, socket buffers
                 await _round(child, pool[child.name], args.warmup, events)
             rounds: dict[str, list[Round]] = {child.name: [] for child in servers}
+            order = (floor, mock, same_headers, one_write)  # the floor and mockllm always back to back
             for i in range(args.rounds):
-                for child in servers if i % 2 == 0 else servers[::-1]:
+                for child in order if i % 2 == 0 else order[::-1]:
                     rounds[child.name].append(await _round(child, pool[child.name], args.seconds, events))
             for conns in pool.values():
                 for conn in conns:
@@ -279,7 +291,7 @@ def _verdict(ok: bool) -> str:
 def report_throughput(results: list[Compared], args: argparse.Namespace) -> None:
     print(
         f"\nThroughput: uvicorn + uvloop + httptools for all, {args.concurrency} keep-alive connections, "
-        f"{args.rounds} rounds x {args.seconds:g} s alternating, medians"
+        f"{args.rounds} rounds x {args.seconds:g} s, rates are medians"
     )
     print(
         "  floor = minimal starlette app, precomputed body (content-type only), on uvicorn's stock protocol;"
@@ -287,7 +299,7 @@ def report_throughput(results: list[Compared], args: argparse.Namespace) -> None
         " (mockllm runs on it)"
     )
     print(
-        f"  {'':<28}{'floor':>10}{'floor+h':>10}{'floor 1w':>10}{'mockllm':>10}{'ratio':>7}{'rounds':>11}"
+        f"  {'':<28}{'floor':>10}{'floor+h':>10}{'floor 1w':>10}{'mockllm':>10}{'ratio':>7}{'quartiles':>11}"
         f"{'per CPU-s':>11}{'vs floor+h':>12}{'vs 1w':>7}{'srv CPU f/m':>13}{'gen CPU':>9}  target"
     )
     for c in results:
@@ -304,9 +316,10 @@ def report_throughput(results: list[Compared], args: argparse.Namespace) -> None
             f"  ratio >= 0.80 {_verdict(ratio is not None and ratio >= 0.8)}"
         )
     print(
-        "  ratio = mockllm / floor (medians); rounds = lowest-highest ratio of back-to-back rounds; per CPU-s = the"
-        " same\n  per second of server CPU (steadier on a shared machine); srv CPU = floor's/mockllm's server"
-        " process, gen CPU = the load generator (when mockllm is measured)"
+        "  ratio = median over the rounds of mockllm / floor, each round measuring the two back to back;"
+        " quartiles = of\n  those ratios; per CPU-s = the same per second of server CPU; vs floor+h, vs 1w = the same"
+        " against the other floors;\n  srv CPU = floor's/mockllm's server process,"
+        " gen CPU = the load generator (when mockllm is measured)"
     )
 
 
@@ -369,14 +382,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parts = ["throughput", "ttfb", "timing"]
     parser.add_argument("--only", choices=parts, action="append", help="run only this part (repeatable)")
     parser.add_argument("--concurrency", type=int, default=32, help="connections per server (default 32)")
-    parser.add_argument("--rounds", type=int, help="measured rounds per server (default 5, quick 2)")
-    parser.add_argument("--seconds", type=float, help="seconds per round (default 2, quick 1)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per server (default 15, quick 3)")
+    parser.add_argument("--seconds", type=float, help="seconds per round (default 0.8, quick 0.5)")
     parser.add_argument("--stream-chunks", type=int, default=100, help="content chunks per throughput stream")
     parser.add_argument("--timed-chunks", type=int, default=200)
     parser.add_argument("--gap-ms", type=float, default=10.0)
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (2 if args.quick else 5)
-    args.seconds = args.seconds or (1.0 if args.quick else 2.0)
+    # Many short rounds: on a shared machine a round's speed swings widely, and the median of many
+    # back-to-back ratios holds still where a few long rounds do not.
+    args.rounds = args.rounds or (3 if args.quick else 15)
+    args.seconds = args.seconds or (0.5 if args.quick else 0.8)
     args.warmup = 0.5 if args.quick else 1.0
     args.ttfb_runs = 3 if args.quick else 9
     args.timing_runs = 1 if args.quick else 3

@@ -138,7 +138,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
         elif system_text is None and (role == "system" or role == "developer"):
             system_text = text
         prompt_tokens += 3 + count_tokens(text)
-        if len(message) > 2:  # more than role and content: a name, tool calls
+        if len(message) > 2 or "content" not in message:  # keys beside role and content: a name, tool calls
             prompt_tokens += _more_tokens(message)
     stream = body.get("stream", False)
     if stream is None:
