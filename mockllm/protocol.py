@@ -156,7 +156,7 @@ if _impl is not None:
                 return None
             headers = message.get("headers", ())
             if type(headers) is not list and type(headers) is not tuple:
-                headers = list(headers)  # any iterable: read it once
+                return None  # a one-shot iterable: uvicorn must read it, and it can be read only once
             try:
                 lines: list[bytes | None] = [*map(_lines.get, headers)]  # one pass in C for the known lines
             except TypeError:  # a header given as a list (ASGI allows it) is no key
