@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import pytest
+from test_raw_wire import _usage as usage
 
 from mockllm import Engine
 from mockllm.derive import Derived
@@ -106,21 +107,6 @@ def expected_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 def compact(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def usage(prompt: int, completion: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
 
 
 def expected_body(reply: dict[str, Any], *, seed: int, rule_key: str, call_index: int, model: str) -> bytes:
