@@ -271,3 +271,18 @@ def test_no_access_log_by_default() -> None:
     finally:
         _, out, err = stop(proc)
     assert "POST /v1/chat/completions" not in out + err
+
+
+def test_journal_size_option() -> None:
+    # serve keeps no journal unless asked: nothing outside the process can read it
+    assert "default: 0" in " ".join(mockllm("serve", "--help").stdout.split())
+    refused = mockllm("serve", "--journal-size", "-1")
+    assert refused.returncode == 2 and "--journal-size" in refused.stderr and "Traceback" not in refused.stderr
+    proc, port = start("--journal-size", "5", "--time-scale", "0")
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test", max_retries=0)
+        for _ in range(7):  # more requests than it keeps
+            answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content
+    finally:
+        stop(proc)
