@@ -165,9 +165,8 @@ if _impl is not None:
             while None in lines:  # new lines (a per-answer value, say), and the content-length
                 i = lines.index(None)
                 pair = headers[i]
-                if (
-                    pair[0] == b"content-length" and length is None and pair[1].isdigit()
-                ):  # (a capitalised one: stock path)
+                # (A capitalised Content-Length goes to _encode, which leaves it to uvicorn's path.)
+                if pair[0] == b"content-length" and length is None and pair[1].isdigit():
                     length = int(pair[1])
                     lines[i] = b"content-length: %s\r\n" % pair[1]
                     continue
