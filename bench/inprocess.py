@@ -13,8 +13,8 @@ same on every run (see bench/README.md):
     valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.inprocess --requests 3000 mockllm
 
 and divide the difference of the two totals by 2000 (that cancels start-up). The ratio floor / mockllm
-of those counts tracked the throughput ratio of `python -m bench` within a few hundredths, a little
-above it (the real server adds cache misses, which the count does not see).
+of those counts tracked the non-streamed ratio of `python -m bench` within about 0.05, on either side
+of it (cache misses, which the count does not see, weigh differently on the two servers).
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ def plan(hit: Hit, request: ChatRequest, seed: int, scale: float) -> Answer:
     if spec.generate is not None:
         content = generate_text(spec.generate, derived.number("generate"))
         pieces = tuple(split_tokens(content))
-        completion_tokens = len(pieces) if script.usage_completion is None else script.usage_completion
+        if script.usage_completion is None:  # else completion_tokens holds it already
+            completion_tokens = len(pieces)
     tools = (
         [ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments) for i, t in enumerate(script.tools)]
         if script.tools

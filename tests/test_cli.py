@@ -280,9 +280,10 @@ def test_journal_size_option() -> None:
     assert refused.returncode == 2 and "--journal-size" in refused.stderr and "Traceback" not in refused.stderr
     proc, port = start("--journal-size", "5", "--time-scale", "0")
     try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test", max_retries=0)
-        for _ in range(7):  # more requests than it keeps
-            answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-            assert answer.choices[0].message.content
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test", max_retries=0) as client:
+            for _ in range(7):  # more requests than it keeps
+                messages = [{"role": "user", "content": "hi"}]
+                answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+                assert answer.choices[0].message.content
     finally:
         stop(proc)
