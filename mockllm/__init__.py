@@ -4,11 +4,11 @@ The core (scenarios, router, reply plans, wire format) knows nothing of HTTP; th
 starlette app, the in-process transports, the CLI and the pytest plugin drive an Engine.
 """
 
+from .answer import Answer
 from .engine import DEFAULT_MODEL, NO_MATCH_STATUS, Engine
 from .errors import MockLLMError, Problem, RequestError, ScenarioError
 from .journal import Entry, Journal
 from .loader import Scenario, bundled_scenarios, load, load_mapping, load_text
-from .plan import Answer
 from .router import Hit, Miss, Router, Rule
 from .sse import Write
 from .timing import PRESETS

@@ -19,9 +19,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from .answer import Answer
+from .dialects.openai import error_body
 from .engine import Engine
-from .plan import Answer
-from .wire import error_body
+from .routes import BY_PATH, Methods, resolve
 
 __all__ = ["Aborted", "RequestHeaders", "create_app", "send_answer"]
 
@@ -186,31 +187,22 @@ async def _until_unless_gone(loop: asyncio.AbstractEventLoop, deadline: float, r
     return not watcher.done() or watcher.cancelled()
 
 
-class _Endpoint:
-    """Makes starlette treat a bound method as a raw ASGI app (not a request handler)."""
-
-    def __init__(self, handler: Any) -> None:
-        self.handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.handler(scope, receive, send)
-
-
 class _Routes:
-    """The endpoints; each finds its Engine (the default one, or a namespace's)."""
+    """The endpoint of every route: it finds the Engine (the default one, or a namespace's)."""
 
     def __init__(self, engine: Engine, namespaces: MutableMapping[str, Engine]) -> None:
         self.engine = engine
         self.namespaces = namespaces
 
-    def _engine(self, scope: Scope) -> Engine | None:
-        ns = scope.get("path_params", {}).get("ns")
-        return self.engine if ns is None else self.namespaces.get(ns)
-
-    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.answer_chat(self._engine(scope), scope, receive, send)
-
-    async def answer_chat(self, engine: Engine | None, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(
+        self,
+        engine: Engine | None,
+        methods: Methods,
+        params: dict[str, str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
         start = asyncio.get_running_loop().time()
         message = await receive()  # the whole body, for a short request
         body = message.get("body", b"") if message["type"] == "http.request" else b""
@@ -221,9 +213,10 @@ class _Routes:
                 scope, receive, send
             )
             return
-        deployment = scope["path_params"].get("deployment")
         try:
-            answer = engine.chat(body, RequestHeaders(scope["headers"]), path=scope["path"], default_model=deployment)
+            answer = engine.serve(
+                methods, params, scope["method"], scope["path"], RequestHeaders(scope["headers"]), body
+            )
         except Exception as exc:  # a mockllm bug: answer with the 500 envelope, and let the server log it
             await (await _crash(Request(scope), exc))(scope, receive, send)
             raise
@@ -235,16 +228,23 @@ class _Routes:
             return
         await send_answer(answer, receive, send, start)
 
-    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        engine = self._engine(scope)
-        if engine is None:
-            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(
-                scope, receive, send
-            )
-            return
-        model_id = scope.get("path_params", {}).get("model_id")
-        answer = engine.models() if model_id is None else engine.model(model_id)
-        await send_answer(answer, receive, send, asyncio.get_running_loop().time())
+    def endpoint(self, methods: Methods) -> _Endpoint:
+        """The raw ASGI app of starlette's route for `methods` (where the fast path does not go)."""
+        return _Endpoint(self, methods)
+
+
+class _Endpoint:
+    """A route's endpoint; a class, so starlette treats it as a raw ASGI app (not a request handler)."""
+
+    def __init__(self, routes: _Routes, methods: Methods) -> None:
+        self.routes = routes
+        self.methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = dict(scope.get("path_params", {}))
+        ns = params.pop("ns", None)
+        engine = self.routes.engine if ns is None else self.routes.namespaces.get(ns)
+        await self.routes.handle(engine, self.methods, params, scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -259,17 +259,15 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return Response(body, 500, media_type="application/json")
 
 
-_CHAT_PATH = "/v1/chat/completions"
-
-
 class _App(Starlette):
-    """Starlette, with its hottest route served directly.
+    """Starlette, with the route table's paths served directly.
 
-    POST /v1/chat/completions (and its namespaced twin) skips the middleware stack and
-    the route table: for a short answer they cost as much as mockllm's own work. The
-    outcome is the same as through them: the chat endpoint answers its own crashes with
-    the 500 envelope, and the exception still reaches the server. Anything else (other
-    routes, a root_path, added middleware) goes through Starlette.
+    A request for a path of the table (mockllm/routes.py), under /v1 or a namespace's
+    /ns/{name}/v1, skips the middleware stack and starlette's routing: for a short answer they
+    cost as much as mockllm's own work. The outcome is the same as through them: the endpoint
+    answers its own crashes with the 500 envelope, and the exception still reaches the server.
+    Anything else (unknown paths, a root_path, added middleware) goes through Starlette, whose
+    routes are made from the same table.
     """
 
     def __init__(self, endpoints: _Routes, **kwargs: Any) -> None:
@@ -277,36 +275,33 @@ class _App(Starlette):
         self._routes = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fast = scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path")
-        if fast and not self.user_middleware:
+        if scope["type"] == "http" and not scope.get("root_path") and not self.user_middleware:
             path = scope["path"]
-            engine: Engine | None = None
-            params: dict[str, str] | None = None
-            if path == _CHAT_PATH:
-                engine, params = self._routes.engine, {}
-            elif path.startswith("/ns/") and path.endswith(_CHAT_PATH):
-                ns = path[4 : -len(_CHAT_PATH)]
-                if ns and "/" not in ns:
-                    engine, params = self._routes.namespaces.get(ns), {"ns": ns}
-            if params is not None:
-                scope["app"] = self
-                scope["path_params"] = params
-                await self._routes.answer_chat(engine, scope, receive, send)
-                return
+            found = resolve(path)
+            if found is not None:
+                methods, params, prefix = found
+                engine: Engine | None = None
+                if not prefix:
+                    engine = self._routes.engine
+                elif prefix.startswith("/ns/") and "/" not in prefix[4:]:
+                    engine = self._routes.namespaces.get(prefix[4:])
+                else:
+                    found = None
+                if found is not None:
+                    scope["app"] = self
+                    scope["path_params"] = params
+                    await self._routes.handle(engine, methods, params, scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
 
 
 def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = None) -> Starlette:
     """The ASGI app. `namespaces` maps a name to an Engine served under /ns/{name}/v1."""
     routes_of = _Routes(engine, namespaces if namespaces is not None else {})
-    v1: list[Any] = [
-        ("/v1/chat/completions", _Endpoint(routes_of.chat), ["POST"]),
-        ("/v1/models", _Endpoint(routes_of.models), ["GET"]),
-        ("/v1/models/{model_id:path}", _Endpoint(routes_of.models), ["GET"]),
-    ]
-    routes = [Route(path, endpoint, methods=methods) for path, endpoint, methods in v1]
-    routes += [Route("/ns/{ns}" + path, endpoint, methods=methods) for path, endpoint, methods in v1]
-    routes.append(
-        Route("/openai/deployments/{deployment}/chat/completions", _Endpoint(routes_of.chat), methods=["POST"])
-    )
+    routes: list[Route] = []
+    for template, methods in BY_PATH.items():
+        path = template.replace("{model_id}", "{model_id:path}")
+        endpoint = routes_of.endpoint(methods)
+        routes.append(Route(path, endpoint, methods=list(methods)))
+        routes.append(Route("/ns/{ns}" + path, endpoint, methods=list(methods)))
     return _App(routes_of, routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})

@@ -69,6 +69,10 @@ class Derived:
     def rng(self, purpose: str) -> random.Random:
         return random.Random(self.number(purpose))
 
+    def hex(self, purpose: str, size: int) -> str:
+        """`size` bytes as hex digits."""
+        return self._digest(purpose, size).hex()
+
     def alnum(self, purpose: str, length: int) -> str:
         return self._digest(purpose, 64)[:length].translate(_TO_ALNUM).decode("ascii")
 

@@ -1,7 +1,9 @@
 """The Engine: scenarios, router and journal together; request bytes in, Answer out.
 
 It is the one object every adapter drives (the starlette app, the in-process
-transports, the pytest plugin). It imports no web framework and opens no socket.
+transports, the pytest plugin), for every API: `handle` routes a request by its path
+(mockllm/routes.py), `answer` serves one dialect's request. It imports no web framework and
+opens no socket.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from .answer import Answer
 from .derive import Derived
+from .dialects import CHAT_DIALECT, DIALECTS, Dialect
+from .dialects.openai import JSON_HEADERS, dumps, error_body, model_object, models_body
 from .errors import RequestError
 from .journal import Journal
 from .loader import Scenario, load, load_mapping
-from .plan import JSON_HEADERS, Answer, error_answer, plan
-from .request import parse_chat
+from .plan import error_answer, plan
 from .router import Hit, Router
-from .wire import dumps, error_body, model_object, models_body
+from .routes import Methods, resolve
 
 __all__ = ["DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
 
@@ -45,6 +49,8 @@ class Engine:
         self.time_scale = time_scale
         self.router = Router()
         self.journal = Journal(journal_limit)  # None: keep every entry
+        # What each dialect keeps per engine (the Responses API's stored responses).
+        self.states: dict[str, Any] = {name: dialect.new_state() for name, dialect in DIALECTS.items()}
         if isinstance(scenarios, str | Path):
             self.load(scenarios)
         elif scenarios is not None:
@@ -69,11 +75,83 @@ class Engine:
         return scenario
 
     def reset(self) -> None:
-        """Start every sequence over and empty the journal; the rules stay."""
+        """Start every sequence over, empty the journal and forget stored answers; the rules stay."""
         self.router.reset()
         self.journal.clear()
+        self.states = {name: dialect.new_state() for name, dialect in DIALECTS.items()}
 
-    # -- endpoints ---------------------------------------------------------------------
+    # -- requests ----------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """Answer one HTTP request, routed by its path (any prefix before the API's own path)."""
+        found = resolve(path)
+        if found is None:
+            return _not_found(method, path)
+        methods, params, _ = found
+        return self.serve(methods, params, method, path, headers, body)
+
+    def serve(
+        self,
+        methods: Methods,
+        params: Mapping[str, str],
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Answer:
+        """Answer a request for a route the table found (`methods`, by HTTP method, with its `params`)."""
+        target = methods.get(method)
+        if target is None:
+            message = f"Method {method} not allowed on {path}."
+            return Answer(
+                405, list(JSON_HEADERS), error_body(message, "invalid_request_error", None, "method_not_allowed")
+            )
+        action, dialect = target.route.action, target.dialect
+        if dialect is None:
+            return self.models() if action == "models" else self.model(params["model_id"])
+        if action == "answer":
+            return self.answer(dialect, body, headers, path, params)
+        try:
+            status, payload = dialect.act(action, params, self.states[dialect.name])
+        except RequestError as exc:
+            status, payload = exc.status, dialect.error_body(exc.message, exc.type, exc.param, exc.code)
+        return error_answer(status, payload, _request_id(-1))
+
+    def answer(
+        self,
+        dialect: Dialect,
+        body: bytes,
+        headers: Mapping[str, str],
+        path: str,
+        params: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Answer a request of `dialect`'s API. `headers` must have lower-case names."""
+        entry = self.journal.open(dialect.name, path, headers, body)
+        state = self.states[dialect.name]
+        try:
+            request = dialect.parse(body, headers, params or {}, state)
+        except RequestError as exc:
+            entry.status = exc.status
+            entry.error = exc.message
+            payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code)
+            answer = error_answer(exc.status, payload, _request_id(entry.index))
+            answer.entry = entry
+            return answer
+        entry.stream = request.stream
+        entry.user_text = request.user_text
+        routed = self.router.route(request)
+        if isinstance(routed, Hit):
+            answer = plan(routed, request, dialect, self.seed, self.time_scale, state)
+            entry.rule = routed.rule.name
+            entry.call_index = routed.call_index
+        else:
+            message = routed.explain()
+            entry.error = message
+            payload = dialect.error_body(message, "mockllm_error", None, "no_rule_matched")
+            answer = error_answer(NO_MATCH_STATUS, payload, _request_id(entry.index), _NO_RETRY)
+        entry.status = answer.status
+        answer.entry = entry
+        return answer
 
     def chat(
         self,
@@ -83,36 +161,10 @@ class Engine:
         path: str = "/v1/chat/completions",
         default_model: str | None = None,
     ) -> Answer:
-        """Answer a Chat Completions request. `headers` must have lower-case names."""
-        entry = self.journal.open("chat", path, headers, body)
-        try:
-            request = parse_chat(body, headers, default_model)
-        except RequestError as exc:
-            entry.status = exc.status
-            entry.error = exc.message
-            answer = error_answer(
-                exc.status, error_body(exc.message, exc.type, exc.param, exc.code), _request_id(entry.index)
-            )
-            answer.entry = entry
-            return answer
-        entry.stream = request.stream
-        routed = self.router.route(request, "chat")
-        if isinstance(routed, Hit):
-            answer = plan(routed, request, self.seed, self.time_scale)
-            entry.rule = routed.rule.name
-            entry.call_index = routed.call_index
-        else:
-            message = routed.explain()
-            entry.error = message
-            answer = error_answer(
-                NO_MATCH_STATUS,
-                error_body(message, "mockllm_error", None, "no_rule_matched"),
-                _request_id(entry.index),
-                _NO_RETRY,
-            )
-        entry.status = answer.status
-        answer.entry = entry
-        return answer
+        """Answer a Chat Completions request (`default_model`: Azure's deployment, for a body without one)."""
+        return self.answer(CHAT_DIALECT, body, headers, path, {"deployment": default_model} if default_model else None)
+
+    # -- models ------------------------------------------------------------------------
 
     def model_ids(self) -> list[str]:
         """The models the scenarios name (literal `match.model`, reply `model`), and a default."""
@@ -136,6 +188,10 @@ class Engine:
             body = error_body(message, "invalid_request_error", None, "model_not_found")
             return error_answer(404, body, _request_id(-1))
         return Answer(200, list(JSON_HEADERS), dumps(model_object(model_id)).encode())
+
+
+def _not_found(method: str, path: str) -> Answer:
+    return Answer(404, list(JSON_HEADERS), error_body(f"Invalid URL ({method} {path})", "invalid_request_error"))
 
 
 def _request_id(index: int) -> str:

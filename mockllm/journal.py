@@ -17,7 +17,7 @@ class Entry:
     """One request and its answer, as the fake saw them."""
 
     index: int
-    endpoint: str
+    endpoint: str  # the API: "chat", "responses", ...
     path: str
     headers: Mapping[str, str]  # lower-case names
     body: bytes
@@ -25,6 +25,7 @@ class Entry:
     rule: str | None = None  # the name of the rule that answered; None when none matched
     call_index: int | None = None  # which call of that rule this was
     stream: bool = False
+    user_text: str | None = None  # the last user input, as the rules saw it (None: none, or not parsed)
     error: str | None = None  # why the request was refused, or what no rule matched
     sent: list[float] = field(default_factory=list)  # seconds from arrival, per network write
     aborted: bool = False  # the connection was dropped on purpose (a fault)

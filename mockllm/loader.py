@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .dialects import DIALECTS
 from .errors import Problem, ScenarioError
 from .router import Rule
 from .scenario import (
@@ -63,12 +64,11 @@ _MODEL_UNDER: dict[str, type[BaseModel]] = {
 
 
 class Scenario:
-    """A loaded scenario file: its rules, ready for a Router, and its time scale."""
+    """A loaded scenario file: its rules, ready for a Router (each carries the file's time scale)."""
 
-    def __init__(self, source: str, rules: list[Rule], time_scale: float | None) -> None:
+    def __init__(self, source: str, rules: list[Rule]) -> None:
         self.source = source
         self.rules = rules
-        self.time_scale = time_scale
 
     def __repr__(self) -> str:
         return f"Scenario({self.source!r}, {len(self.rules)} rules)"
@@ -134,7 +134,7 @@ def load_mapping(data: Any, source: str = "<inline>", lines: Mapping[PathKey, in
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_problems(exc, data, source, lines)) from None
-    return Scenario(source, _rules(spec, source, lines), spec.time_scale)
+    return Scenario(source, _rules(spec, source, lines))
 
 
 def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> list[Rule]:
@@ -162,6 +162,10 @@ def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> lis
                         "a reply needs one of content, chunks, generate, tool_calls, sse, error",
                     )
                 )
+            else:
+                unsent = _unsent_fault(rule, full)
+                if unsent:
+                    problems.append(Problem(source, _line(lines, (*at, "fault")), _dotted((*at, "fault")), unsent))
             merged.append(full)
         line = _line(lines, ("rules", index))
         name = rule.name or f"{stem}:rules[{index}]"
@@ -182,6 +186,17 @@ def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> lis
     if problems:
         raise ScenarioError(problems)
     return rules
+
+
+def _unsent_fault(rule: RuleSpec, reply: Reply) -> str | None:
+    """Why the reply's fault cannot be sent by an API the rule names, or None."""
+    if reply.fault is None or rule.match.endpoints is None:
+        return None
+    kind = reply.fault.kind
+    cannot = [name for name in rule.match.endpoints if kind not in DIALECTS[name].fault_kinds]
+    if not cannot:
+        return None
+    return f"the {' and '.join(cannot)} API cannot send a {kind!r} fault"
 
 
 def _merge(defaults: Defaults | None, reply: Reply) -> Reply:

@@ -2,7 +2,8 @@
 
 A rule matches when every condition in its `match` holds and it still has an answer to
 give (`times` not reached, `replies` not played out). When none matches, the Router says,
-for the nearest rules, which conditions failed and why.
+for the nearest rules, which conditions failed and why. Rules see every API's requests
+through one view (mockllm.request.Request): `endpoint` says which API a request came in on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import attrgetter
 
-from .request import ChatRequest
+from .request import Request
 from .scenario import Match, TextMatch
 from .script import Script
 
@@ -29,7 +30,7 @@ class Rule:
     origin: str  # "file:line", for diagnostics
     match: Match
     replies: tuple[Script, ...]
-    cycle: bool = True  # `reply:` answers every call; `replies:` plays each once
+    cycle: bool = True  # `reply:` answers every call; `replies:` plays each once (with `times`: round after round)
     times: int | None = None
     priority: int = 0
     seed: int | None = None
@@ -41,41 +42,33 @@ class Rule:
     reasons: tuple[_Reason, ...] = field(init=False, default=(), repr=False)
 
     def __post_init__(self) -> None:
-        limits = [n for n in (self.times, None if self.cycle else len(self.replies)) if n is not None]
-        object.__setattr__(self, "capacity", min(limits) if limits else None)
+        # `times` caps the calls in all: `replies` then play round after round until it is reached.
+        # Without it, `replies` play once and `reply` answers for ever.
+        capacity = self.times if self.times is not None else None if self.cycle else len(self.replies)
+        object.__setattr__(self, "capacity", capacity)
         checks, reasons = _conditions(self.match)
         object.__setattr__(self, "checks", checks)
         object.__setattr__(self, "reasons", reasons)
 
-    def accepts(self, request: ChatRequest, endpoint: str) -> bool:
-        """Whether every condition holds (the hot path: no explanation is built)."""
-        for check in self.checks:  # noqa: SIM110 (all() over a generator costs more, on every request)
-            if not check(request, endpoint):
-                return False
-        return True
-
-    def mismatches(self, request: ChatRequest, endpoint: str) -> list[str]:
+    def mismatches(self, request: Request) -> list[str]:
         """Why this rule does not match the request ([] when every condition holds)."""
-        return [
-            why(request, endpoint)
-            for check, why in zip(self.checks, self.reasons, strict=True)
-            if not check(request, endpoint)
-        ]
+        return [why(request) for check, why in zip(self.checks, self.reasons, strict=True) if not check(request)]
 
 
-_Test = Callable[[ChatRequest, str], bool]
-_Reason = Callable[[ChatRequest, str], str]
+_Test = Callable[[Request], bool]
+_Reason = Callable[[Request], str]
 
 
 def _conditions(m: Match) -> tuple[tuple[_Test, ...], tuple[_Reason, ...]]:
     """The conditions of `m`: a test for each, and what to say when it fails."""
     out: list[tuple[_Test, _Reason]] = []
-    if m.endpoint is not None:
-        wanted_endpoint = m.endpoint
+    endpoints = m.endpoints
+    if endpoints is not None:
+        wanted = " or ".join(endpoints)
         out.append(
             (
-                lambda request, endpoint: endpoint == wanted_endpoint,
-                lambda request, endpoint: f"endpoint: wanted {wanted_endpoint}, got {endpoint}",
+                lambda request: request.endpoint in endpoints,
+                lambda request: f"endpoint: wanted {wanted}, got {request.endpoint}",
             )
         )
     if m.model is not None:
@@ -83,18 +76,18 @@ def _conditions(m: Match) -> tuple[tuple[_Test, ...], tuple[_Reason, ...]]:
         literal = not any(ch in glob for ch in "*?[")
         out.append(
             (
-                (lambda request, endpoint: request.model == glob)
+                (lambda request: request.model == glob)
                 if literal
-                else (lambda request, endpoint: fnmatchcase(request.model, glob)),
-                lambda request, endpoint: f"model: {request.model!r} does not match {glob!r}",
+                else (lambda request: fnmatchcase(request.model, glob)),
+                lambda request: f"model: {request.model!r} does not match {glob!r}",
             )
         )
     if m.stream is not None:
         stream = m.stream
         out.append(
             (
-                lambda request, endpoint: request.stream == stream,
-                lambda request, endpoint: f"stream: wanted {str(stream).lower()}, got {str(request.stream).lower()}",
+                lambda request: request.stream == stream,
+                lambda request: f"stream: wanted {str(stream).lower()}, got {str(request.stream).lower()}",
             )
         )
     if m.user is not None:
@@ -106,24 +99,24 @@ def _conditions(m: Match) -> tuple[tuple[_Test, ...], tuple[_Reason, ...]]:
     return tuple(test for test, _ in out), tuple(why for _, why in out)
 
 
-def _text_condition(role: str, cond: TextMatch, text_of: Callable[[ChatRequest], str | None]) -> tuple[_Test, _Reason]:
+def _text_condition(role: str, cond: TextMatch, text_of: Callable[[Request], str | None]) -> tuple[_Test, _Reason]:
     test = cond.test
 
-    def why(request: ChatRequest, endpoint: str) -> str:
+    def why(request: Request) -> str:
         text = text_of(request)
         return f"{role}: " + (f"no {role} message" if text is None else f"{_clip(text)!r} {cond.refusal()}")
 
-    return (lambda request, endpoint: test(text_of(request))), why
+    return (lambda request: test(text_of(request))), why
 
 
 def _header_condition(name: str, wanted: str) -> tuple[_Test, _Reason]:
     key = name.lower()
 
-    def why(request: ChatRequest, endpoint: str) -> str:
+    def why(request: Request) -> str:
         got = request.headers.get(key)
         return f"header {name}: wanted {wanted!r}, got {'missing' if got is None else repr(got)}"
 
-    return (lambda request, endpoint: request.headers.get(key) == wanted), why
+    return (lambda request: request.headers.get(key) == wanted), why
 
 
 @dataclass(slots=True)  # not frozen: made on every request, and a frozen init costs more
@@ -139,15 +132,14 @@ class Hit:
 class Miss:
     """No rule matched: the nearest rules, each with why it did not."""
 
-    request: ChatRequest
-    endpoint: str
+    request: Request
     near: list[tuple[Rule, list[str]]] = field(default_factory=list)
     total_rules: int = 0
 
     def explain(self) -> str:
         r = self.request
         lines = [
-            f"mockllm: no rule matched this {self.endpoint} request",
+            f"mockllm: no rule matched this {r.endpoint} request",
             f"  request: model={r.model!r} stream={str(r.stream).lower()}"
             f" user={_clip(r.user_text) if r.user_text is not None else None!r}"
             + (f" system={_clip(r.system_text)!r}" if r.system_text is not None else ""),
@@ -207,7 +199,7 @@ class Router:
         with self._lock:
             return [r for r, n in zip(self._rules, self._served, strict=True) if not r.cycle and n < len(r.replies)]
 
-    def route(self, request: ChatRequest, endpoint: str = "chat") -> Hit | Miss:
+    def route(self, request: Request) -> Hit | Miss:
         with self._lock:
             served = self._served
             for i, rule in enumerate(self._rules):
@@ -215,8 +207,8 @@ class Router:
                 capacity = rule.capacity
                 if capacity is not None and n >= capacity:
                     continue
-                for check in rule.checks:  # rule.accepts(), inlined: this loop runs on every request
-                    if not check(request, endpoint):
+                for check in rule.checks:  # all() over a generator costs more: this loop runs on every request
+                    if not check(request):
                         break
                 else:
                     served[i] = n + 1
@@ -224,13 +216,13 @@ class Router:
             # No rule: now say why, for each (only misses pay for the explanations).
             near: list[tuple[Rule, list[str]]] = []
             for rule, n in zip(self._rules, served, strict=True):
-                reasons = rule.mismatches(request, endpoint)
+                reasons = rule.mismatches(request)
                 if rule.capacity is not None and n >= rule.capacity:
-                    what = "times" if rule.times == rule.capacity else "replies"
+                    what = "times" if rule.times is not None else "replies"
                     reasons.append(f"{what}: already served {n} of {rule.capacity} call(s)")
                 near.append((rule, reasons))
             near.sort(key=lambda pair: len(pair[1]))  # stable: file order among equals
-            return Miss(request, endpoint, near[:5], len(self._rules))
+            return Miss(request, near[:5], len(self._rules))
 
 
 def _clip(text: str, limit: int = 80) -> str:

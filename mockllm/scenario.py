@@ -8,12 +8,13 @@ with file, line and key.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "BODY_KEYS",
+    "FAULT_KINDS",
     "Defaults",
     "ErrorSpec",
     "Fault",
@@ -32,6 +33,7 @@ __all__ = [
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 FaultKind = Literal["disconnect", "error_event", "stall", "malformed", "no_done", "no_finish"]
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 # The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
 BODY_KEYS = ("content", "chunks", "generate", "tool_calls", "sse", "error")
@@ -82,12 +84,30 @@ class TextMatch(_Strict):
 class Match(_Strict):
     """Conditions on a request; all given ones must hold, a left-out one holds always."""
 
-    endpoint: Literal["chat"] | None = None
+    endpoint: str | list[str] | None = None  # an API's name (mockllm.dialects.ENDPOINTS), or several
     model: str | None = None  # a glob: "gpt-4o*"
     stream: bool | None = None
     user: TextMatch | None = None  # the last user message
     system: TextMatch | None = None  # the first system (or developer) message
     headers: dict[str, str] | None = None  # name (any case) -> exact value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _known_endpoints(cls, value: str | list[str] | None) -> str | list[str] | None:
+        from .dialects import ENDPOINTS
+
+        names = [value] if isinstance(value, str) else value or []
+        if isinstance(value, list) and not value:
+            raise ValueError(f"expected at least one endpoint of: {', '.join(ENDPOINTS)}")
+        for name in names:
+            if name not in ENDPOINTS:
+                raise ValueError(f"unknown endpoint {name!r}; known: {', '.join(ENDPOINTS)}")
+        return value
+
+    @property
+    def endpoints(self) -> tuple[str, ...] | None:
+        """The APIs this rule answers (None: every one)."""
+        return (self.endpoint,) if isinstance(self.endpoint, str) else tuple(self.endpoint or ()) or None
 
 
 class ToolCall(_Strict):

@@ -1,7 +1,9 @@
-"""A reply compiled once, when its scenario loads: tokens cut, schedule resolved.
+"""A reply compiled once, when its scenario loads, shaped like no API: the neutral reply.
 
-Only what depends on the call (derived ids, generated text, the request's own token
-count) is left for request time.
+Text pieces (cut as they stream), tool calls with their argument fragments, the finish, usage
+overrides, the schedule, and a verbatim transcript. Each dialect may compile more of it for its
+own wire format (`compiled`, filled at load by `Dialect.prepare`). Only what depends on the
+call (derived ids, generated text, the request's own token count) is left for request time.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from .dialects.openai import dumps
 from .scenario import Reply
 from .sse import transcript_events
 from .timing import Schedule, resolve
 from .tokens import count_tokens, split_tokens
-from .wire import CompletionTemplate, ToolCallWire, choices_json, dumps
 
 __all__ = ["Script", "ToolScript", "compile_reply"]
 
@@ -40,12 +43,10 @@ class Script:
     tool_chunks: int  # stream chunks the tool calls take (a head, then the fragments, per call)
     usage_prompt: int | None  # `usage.prompt_tokens` as the reply gives it (None: counted per request)
     usage_completion: int | None  # `usage.completion_tokens` as the reply gives it
-    choices: str | None  # the non-streamed `choices` JSON, when no part of it is made per call
-    # The non-streamed body made once, when its choices and completion tokens are fixed: an answer
-    # then only fills in its id, `created`, model, prompt tokens and fingerprint.
-    template: CompletionTemplate | None
     chunk_count: int  # stream chunks of the reply (content pieces and tool-call parts) when fixed
     instant: bool  # the schedule never waits (at any time scale)
+    # What each dialect compiled of this reply for its wire format, by dialect name.
+    compiled: dict[str, Any] = field(default_factory=dict, compare=False)
     # Offsets of a schedule without jitter, by (chunk count, time scale): the same for every call.
     fixed_offsets: dict[tuple[int, float], tuple[float, ...]] = field(default_factory=dict, compare=False)
 
@@ -59,6 +60,9 @@ class Script:
 
 
 def compile_reply(reply: Reply) -> Script:
+    """The neutral reply; then every dialect compiles what it can of it (see mockllm/dialects)."""
+    from .dialects import DIALECTS
+
     content: str | None = None
     pieces: tuple[str, ...] = ()
     if reply.content is not None:
@@ -79,38 +83,26 @@ def compile_reply(reply: Reply) -> Script:
     completion: int | None = None
     if reply.generate is None:
         completion = count_tokens(content or "") + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
-    finish = reply.finish_reason or ("tool_calls" if tools else "stop")
-    choices = _fixed_choices(reply, content, tools, finish)
     usage_completion = reply.usage.completion_tokens if reply.usage else None
     if usage_completion is not None:
         completion = usage_completion
     tool_chunks = sum(1 + len(t.fragments) for t in tools)
     schedule = resolve(reply.timing)
-    return Script(
+    script = Script(
         spec=reply,
         content=content,
         pieces=pieces,
         tools=tools,
         transcript=tuple(transcript_events(reply.sse)) if reply.sse is not None else None,
         schedule=schedule,
-        finish_reason=finish,
+        finish_reason=reply.finish_reason or ("tool_calls" if tools else "stop"),
         completion_tokens=completion,
         tool_chunks=tool_chunks,
         usage_prompt=reply.usage.prompt_tokens if reply.usage else None,
         usage_completion=usage_completion,
-        choices=choices,
-        template=(
-            CompletionTemplate.of(choices, completion)
-            if choices is not None and completion is not None and reply.sse is None and reply.error is None
-            else None
-        ),
         chunk_count=len(pieces) + tool_chunks,
         instant=schedule.is_instant,
     )
-
-
-def _fixed_choices(reply: Reply, content: str | None, tools: tuple[ToolScript, ...], finish: str) -> str | None:
-    if reply.generate is not None or any(t.id is None for t in tools):
-        return None  # generated text, or derived tool-call ids: made per call
-    wire_tools = [ToolCallWire(t.id or "", t.name, t.arguments) for t in tools]
-    return choices_json(content if content is not None or not tools else None, wire_tools, finish)
+    for dialect in DIALECTS.values():
+        dialect.prepare(script)
+    return script

@@ -1,6 +1,7 @@
 """Server-sent events framing: events in, network writes (bytes at a deadline) out.
 
-The default is OpenAI's framing (`data: <json>\\n\\n`). A scenario's `framing` changes
+The default is OpenAI's framing (`data: <json>\\n\\n`, after an `event: <name>` line for the APIs
+that name their events: Responses, Anthropic). A scenario's `framing` changes
 line endings, the `data:` prefix, the last blank line, keep-alive comments, and how
 events are cut into or packed together into writes.
 """
@@ -23,6 +24,8 @@ class Event(NamedTuple):
     at: float
     text: str
     kind: str = "data"  # data | raw (sent as is) | abort (drop the connection)
+    name: str | None = None  # the `event:` line's name, for a data event
+    part: str = "head"  # what the fault layer sees (mockllm/dialects/base.py, Stream)
 
 
 class Write(NamedTuple):
@@ -47,7 +50,10 @@ def frame(events: Iterable[Event], framing: Framing | None) -> Iterator[Write]:
     if framing is None:
         for ev in events:
             if ev.kind == "data":
-                yield Write(ev.at, f"data: {ev.text}\n\n".encode())
+                if ev.name is None:
+                    yield Write(ev.at, f"data: {ev.text}\n\n".encode())
+                else:
+                    yield Write(ev.at, f"event: {ev.name}\ndata: {ev.text}\n\n".encode())
             elif ev.kind == "raw":
                 yield Write(ev.at, ev.text.encode())
             else:
@@ -69,6 +75,8 @@ def _encode(events: Iterable[Event], framing: Framing) -> Iterator[Write]:
             continue
         if ev.kind == "data":
             text = f"{framing.data_prefix}{ev.text}{eol}{eol}"
+            if ev.name is not None:
+                text = f"event: {ev.name}{eol}{text}"
         else:
             text = ev.text.replace("\n", eol) if eol != "\n" else ev.text
         if pending is not None:

@@ -14,41 +14,23 @@ from __future__ import annotations
 
 import functools
 import importlib
-import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from .answer import Answer
 from .engine import Engine
-from .plan import JSON_HEADERS, Answer
 from .sse import Write
-from .wire import error_body
 
 __all__ = ["HOST", "answer_request", "transport"]
 
 HOST = "mockllm.invalid"  # in-process base URLs use it; `.invalid` never resolves, should a request leak
-_AZURE_CHAT = re.compile(r"/openai/deployments/([^/]+)/chat/completions$")
-_MODEL = re.compile(r"/v1/models/(.+)$")
 _DROPPED = "peer closed connection without sending complete message body (incomplete chunked read)"
 
 
 def answer_request(engine: Engine, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-    """The Answer to one HTTP request, routed as the starlette app routes it (any prefix before /v1)."""
-    azure = _AZURE_CHAT.search(path)
-    if azure or path.endswith("/v1/chat/completions"):
-        if method != "POST":
-            return _error(405, f"Method {method} not allowed on {path}.", "method_not_allowed")
-        return engine.chat(body, headers, path=path, default_model=azure.group(1) if azure else None)
-    model = _MODEL.search(path)
-    if model or path.endswith("/v1/models"):
-        if method != "GET":
-            return _error(405, f"Method {method} not allowed on {path}.", "method_not_allowed")
-        return engine.model(model.group(1)) if model else engine.models()
-    return _error(404, f"Invalid URL ({method} {path})")
-
-
-def _error(status: int, message: str, code: str | None = None) -> Answer:
-    return Answer(status, list(JSON_HEADERS), error_body(message, "invalid_request_error", None, code))
+    """The Answer to one HTTP request, routed by the same table as the starlette app (any prefix before /v1)."""
+    return engine.handle(method, path, headers, body)
 
 
 def transport(engine: Engine, *, library: str = "httpx") -> Any:

@@ -1,8 +1,9 @@
 """Non-streamed answers: the compiled-template fast path against the general path, on a real Engine.
 
-`plan()` answers a non-streamed request from `Script.template` when the reply has one and no
-fault; otherwise it builds the body with `completion_json`. Both must send the same bytes, the
-same headers and the same delay, and both must equal plain JSON encoding of the expected object.
+`plan()` answers a non-streamed request from the chat dialect's template (in `Script.compiled`)
+when the reply has one and no fault; otherwise it builds the body with `completion_json`. Both
+must send the same bytes, the same headers and the same delay, and both must equal plain JSON
+encoding of the expected object.
 The general path is reached for the same rule by a twin Engine whose scripts have no template.
 """
 
@@ -159,12 +160,21 @@ def expected_body(reply: dict[str, Any], *, seed: int, rule_key: str, call_index
     return compact(expected)
 
 
+def template(script: Any) -> Any:
+    """The chat dialect's compiled body of a reply (None: answered by the general path)."""
+    return script.compiled["chat"].template
+
+
+def no_template(script: Any, **changes: Any) -> Any:
+    """The same script, minus its chat body template."""
+    chat = dataclasses.replace(script.compiled["chat"], template=None)
+    return dataclasses.replace(script, compiled={**script.compiled, "chat": chat}, **changes)
+
+
 def without_templates(engine: Engine) -> None:
     """Send every reply of `engine` down the general path: the same scripts, minus their template."""
     engine.router._rules = [
-        dataclasses.replace(
-            rule, replies=tuple(dataclasses.replace(s, template=None, fixed_offsets={}) for s in rule.replies)
-        )
+        dataclasses.replace(rule, replies=tuple(no_template(s, fixed_offsets={}) for s in rule.replies))
         for rule in engine.router._rules
     ]
 
@@ -175,8 +185,8 @@ def twins(rules: dict[str, Any], **options: Any) -> tuple[Engine, Engine]:
     fast.add(rules)
     general.add(rules)
     without_templates(general)
-    assert all(s.template is not None for r in fast.router.rules for s in r.replies), rules
-    assert all(s.template is None for r in general.router.rules for s in r.replies), rules
+    assert all(template(s) is not None for r in fast.router.rules for s in r.replies), rules
+    assert all(template(s) is None for r in general.router.rules for s in r.replies), rules
     return fast, general
 
 
@@ -198,7 +208,7 @@ def test_general_path_twin_keeps_the_rule() -> None:
     )
     assert after.capacity == before.capacity == 2
     assert len(after.checks) == len(after.reasons) == len(before.checks) == 1
-    assert [dataclasses.replace(s, template=None) for s in before.replies] == list(after.replies)
+    assert [no_template(s) for s in before.replies] == list(after.replies)
     assert general.chat(request(model="claude"), {}).status == 418  # the match still applies
 
 
@@ -245,7 +255,7 @@ def test_replies_made_per_call_get_no_template(
     engine = Engine(seed=5)
     engine.add({"reply": reply})
     (script,) = the_rule(engine).replies
-    assert script.template is None
+    assert template(script) is None
     answer = engine.chat(request(), {})
     assert answer.status == status
     assert answer.headers[0] == content_type
@@ -347,7 +357,7 @@ def test_a_fault_is_not_skipped_by_the_fast_path(stream: bool | None) -> None:
         }
     )
     # The replies have a template: only the fault keeps them off the fast path.
-    assert all(s.template is not None for r in engine.router.rules for s in r.replies)
+    assert all(template(s) is not None for r in engine.router.rules for s in r.replies)
     dropped = engine.chat(request([{"role": "user", "content": "drop"}], **extra), {})
     assert dropped.abort is True
     assert (dropped.status, dropped.body, dropped.delay, dropped.writes) == (200, b"", 0.0, None)

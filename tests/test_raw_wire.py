@@ -252,7 +252,8 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
 
 
 def test_template_builders_match_plain_json_encoding() -> None:
-    from mockllm.wire import ChunkMaker, ToolCallWire, choices_json, completion_json, usage_json
+    from mockllm.dialects import ToolCallWire
+    from mockllm.dialects.chat import ChunkMaker, choices_json, completion_json, usage_json
 
     assert usage_json(18, 2) == _compact(_usage(18, 2))
     for text in TRICKY:
@@ -290,11 +291,14 @@ def test_template_builders_match_plain_json_encoding() -> None:
 
 def test_the_plain_stream_path_matches_the_general_one() -> None:
     """A stream with no fault and default framing skips the event layer; same bytes, same times."""
-    from mockllm.plan import _chat_events, _plain_writes
-    from mockllm.scenario import Reply
+    from mockllm.derive import Derived
+    from mockllm.dialects import Call, ToolCallWire
+    from mockllm.dialects.chat import ChatStream
+    from mockllm.request import Request
+    from mockllm.router import Rule
+    from mockllm.scenario import Match, Reply
     from mockllm.script import compile_reply
     from mockllm.sse import frame
-    from mockllm.wire import ChunkMaker, ToolCallWire, usage_json
 
     replies = [
         {"content": "Hello, wörld 😀! 1+1"},
@@ -304,13 +308,17 @@ def test_the_plain_stream_path_matches_the_general_one() -> None:
     ]
     for spec in replies:
         script = compile_reply(Reply.model_validate(spec))
-        tools = [ToolCallWire(f"call_{i}", t.name, t.arguments) for i, t in enumerate(script.tools)]
+        rule = Rule("r", "r", "here", Match(), (script,))
+        tools = tuple(ToolCallWire(f"call_{i}", t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools))
         count = max(len(script.pieces) + script.tool_chunks, 1)
         offsets = script.offsets(count, None, 1.0)
-        for usage in (None, usage_json(1, 2)):
-            for obfuscation in (None, ["ab", ""]):
-                settings = {"include_usage": usage is not None, "obfuscation": obfuscation}
-                twins = [ChunkMaker(id="i", created=1, model="m", fingerprint="fp", **settings) for _ in range(2)]
-                general = list(frame(_chat_events(twins[0], script.pieces, tools, script, offsets, usage, None), None))
-                plain = list(_plain_writes(twins[1], script.pieces, tools, script, offsets, usage))
+        for usage in (False, True):
+            for obfuscation in (False, True):
+                request = Request("chat", {}, "m", True, {}, None, None, 1, usage, obfuscation)
+                call = Call(
+                    request, rule, script, Derived(0, "r", 0), "m", "fp", script.content, script.pieces, tools,
+                    1, 2, script.finish_reason, offsets, None,
+                )  # fmt: skip
+                general = list(frame(ChatStream(call).events(), None))
+                plain = list(ChatStream(call).plain_writes())
                 assert plain == general, spec

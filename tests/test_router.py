@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from mockllm import NO_MATCH_STATUS, Engine, Hit, Miss
-from mockllm.request import parse_chat
+from mockllm.dialects.chat import parse_chat
 
 RULES = {
     "rules": [

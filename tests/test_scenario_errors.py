@@ -146,7 +146,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown-endpoint",
         "version: 1\nrules:\n  - match: {endpoint: embeddings}\n    reply: {content: hi}\n",
-        "bad.yaml:3: rules[0].match.endpoint: expected 'chat', got 'embeddings'",
+        "bad.yaml:3: rules[0].match.endpoint: unknown endpoint 'embeddings'; known: chat, responses",
     ),
     (
         "status-418-reserved",

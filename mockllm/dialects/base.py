@@ -1,0 +1,128 @@
+"""What a dialect is: one API's wire format over the neutral reply.
+
+A dialect parses its requests into a `Request` (mockllm/request.py), and turns a `Call` (one
+answered request: the rule's compiled reply plus the values made for this call) into a body,
+or into a `Stream` of SSE events. Faults, framing and timing are applied around it, the same
+for every dialect (mockllm/plan.py), so a dialect only says what its events are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+from ..errors import RequestError
+from ..scenario import FAULT_KINDS
+
+if TYPE_CHECKING:
+    import random
+
+    from ..answer import Answer
+    from ..derive import Derived
+    from ..request import Request
+    from ..router import Hit, Rule
+    from ..script import Script
+    from ..sse import Event, Write
+    from .openai import Header
+
+__all__ = ["Call", "Dialect", "Route", "Stream", "ToolCallWire"]
+
+
+class Route(NamedTuple):
+    """A path a dialect serves: `action` is "answer" (a request for a reply) or a method of its own."""
+
+    method: str
+    path: str  # a template: "/v1/responses/{response_id}"
+    action: str = "answer"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallWire:
+    """A tool call as one answer sends it: its id made for this call, its arguments and their fragments."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text
+    fragments: tuple[str, ...] = ()  # the arguments cut as they stream
+
+
+@dataclass(slots=True)
+class Call:
+    """One answered request: the compiled reply and every value made for this call, once."""
+
+    request: Request
+    rule: Rule
+    script: Script
+    derived: Derived
+    model: str
+    fingerprint: str
+    content: str | None  # None: no text (tool calls only)
+    pieces: tuple[str, ...]  # the text as it streams
+    tools: tuple[ToolCallWire, ...]
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # the neutral finish: stop | length | tool_calls | content_filter | function_call
+    offsets: Sequence[float]  # when each chunk is due: pieces first, then a head and the fragments per tool
+    state: Any  # the dialect's per-engine state (e.g. stored responses)
+
+
+class Stream:
+    """The SSE events of one streamed answer, each tagged with its `part` for the fault layer:
+    "delta" (a content delta: counted by `after_chunks`), "finish" (dropped by `no_finish`),
+    "done" (the terminator: dropped by `no_done`), or "head"/"tail" (sent as they are)."""
+
+    def events(self) -> Iterator[Event]:
+        raise NotImplementedError
+
+    def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
+        """The events an `error_event` or `malformed` fault sends at `at`, in this API's shape."""
+        raise NotImplementedError
+
+    def plain_writes(self) -> Iterator[Write] | None:
+        """The stream straight to bytes when no fault or framing applies (a fast path), or None."""
+        return None
+
+
+class Dialect:
+    """One API. Subclasses set the class attributes and implement parse, body and stream."""
+
+    name: ClassVar[str]
+    routes: ClassVar[tuple[Route, ...]]
+    fault_kinds: ClassVar[frozenset[str]] = frozenset(FAULT_KINDS)
+    id_prefix: ClassVar[str]  # of the answer's id, for the docs and the near-miss report
+
+    def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
+        raise NotImplementedError
+
+    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
+        raise NotImplementedError
+
+    def azure_error_body(self, code: str, message: str) -> bytes:
+        return self.error_body(message, "error", None, code)
+
+    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
+        raise NotImplementedError
+
+    def prepare(self, script: Script) -> None:
+        """Compile what this dialect can of a reply once, when it loads (stored in `script.compiled`)."""
+
+    def fast(
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float
+    ) -> Answer | None:
+        """A whole answer straight from what `prepare` compiled, or None for the general path."""
+        return None
+
+    def body(self, call: Call) -> bytes:
+        raise NotImplementedError
+
+    def stream(self, call: Call) -> Stream:
+        raise NotImplementedError
+
+    def new_state(self) -> Any:
+        """Per-engine state (a dialect that remembers answers keeps them here)."""
+        return None
+
+    def act(self, action: str, params: Mapping[str, str], state: Any) -> tuple[int, bytes]:
+        """Serve one of this dialect's own routes (not "answer"): a status and a JSON body."""
+        raise RequestError(f"Invalid URL ({action})", status=404)

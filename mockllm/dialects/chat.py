@@ -1,0 +1,471 @@
+"""OpenAI Chat Completions: `POST /v1/chat/completions` (and Azure's deployments path).
+
+Field order and spelling follow recorded 2025 traffic (shared/wire.md sections 1 and 2); JSON is
+compact. The common answers take fast paths, each tested against the general one: a
+non-streamed body compiled per reply (`CompletionTemplate`, tests/test_answer_paths.py) and a
+plain stream built straight to bytes (`ChatStream.plain_writes`, tests/test_raw_wire.py).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..answer import Answer
+from ..errors import RequestError
+from ..request import Request, invalid_type, message_text, parse_json_object
+from ..sse import Event, Write
+from ..tokens import count_tokens
+from .base import Call, Dialect, Route, Stream, ToolCallWire
+from .openai import (
+    JSON_HEADERS,
+    SERVER_ERROR,
+    Header,
+    azure_error_body,
+    dumps,
+    error_body,
+    fingerprint,
+    headers,
+    json_text,
+    nullable,
+    obfuscation_pool,
+    string,
+)
+
+if TYPE_CHECKING:
+    from ..derive import Derived
+    from ..router import Hit
+    from ..script import Script
+
+__all__ = [
+    "CHAT",
+    "ChatStream",
+    "ChunkMaker",
+    "CompletionTemplate",
+    "choices_json",
+    "completion_json",
+    "parse_chat",
+    "usage_json",
+]
+
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_KNOWN_ROLES = frozenset(_ROLES)
+_JSON_TYPE = JSON_HEADERS[0]
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def _bad_role(i: int, message: dict[str, Any]) -> RequestError:
+    if "role" not in message:
+        return RequestError(
+            f"Missing required parameter: 'messages[{i}].role'.",
+            param=f"messages[{i}].role",
+            code="missing_required_parameter",
+        )
+    return RequestError(
+        f"Invalid value: {json.dumps(message['role'])}. Supported values are: {', '.join(repr(r) for r in _ROLES)}.",
+        param=f"messages[{i}].role",
+        code="invalid_value",
+    )
+
+
+def _bad_model_or_messages(body: dict[str, Any], model: Any) -> RequestError:
+    if model is None:
+        return RequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        return invalid_type("model", "a string", model)
+    if "messages" not in body:
+        return RequestError(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        return invalid_type("messages", "an array", messages)
+    return RequestError(
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        param="messages",
+        code="empty_array",
+    )
+
+
+def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> Request:
+    """Parse and check a Chat Completions body; raise RequestError as OpenAI would answer."""
+    body = parse_json_object(raw)
+    model = body.get("model", default_model)
+    messages = body.get("messages")
+    if type(model) is not str or type(messages) is not list or not messages:
+        raise _bad_model_or_messages(body, model)
+    user_text: str | None = None
+    system_text: str | None = None
+    prompt_tokens = 3
+    for message in messages:
+        if type(message) is not dict:
+            raise invalid_type(f"messages[{messages.index(message)}]", "an object", message)
+        role = message.get("role")
+        content = message.get("content")
+        if type(role) is not str or role not in _KNOWN_ROLES:  # a missing role is None
+            raise _bad_role(messages.index(message), message)
+        if type(content) is str:
+            text = content
+        elif content is None or isinstance(content, list):
+            text = message_text(message)
+        else:
+            i = messages.index(message)
+            raise invalid_type(f"messages[{i}].content", "one of a string or array of objects", content)
+        if role == "user":
+            user_text = text
+        elif system_text is None and (role == "system" or role == "developer"):
+            system_text = text
+        prompt_tokens += 3 + count_tokens(text)
+        if len(message) > 2 or "content" not in message:  # keys beside role and content: a name, tool calls
+            prompt_tokens += _more_tokens(message)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise invalid_type("stream", "a boolean", stream)
+    request = Request("chat", body, model, stream, headers, user_text, system_text, prompt_tokens)
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise invalid_type("stream_options", "an object", options)
+        if not stream:
+            raise RequestError(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+                code="invalid_value",
+            )
+        request.include_usage = options.get("include_usage") is True
+        request.include_obfuscation = options.get("include_obfuscation", True) is not False
+    if len(body) > 2:  # more than model and messages: the rarer keys
+        tools = body.get("tools")
+        if type(tools) is list:
+            request.tools = _tool_names(tools)
+        cap = body.get("max_completion_tokens", body.get("max_tokens"))
+        if type(cap) is int:
+            request.max_tokens = cap
+    return request
+
+
+def _tool_names(tools: list[Any]) -> tuple[str, ...]:
+    names = (t.get("function", {}).get("name") for t in tools if isinstance(t, dict))
+    return tuple(n for n in names if isinstance(n, str))
+
+
+def _more_tokens(message: dict[str, Any]) -> int:
+    """The tokens of a message's name and tool calls (the cookbook's count)."""
+    total = 0
+    if "name" in message and isinstance(message["name"], str):
+        total += 1 + count_tokens(message["name"])
+    calls = message.get("tool_calls")
+    for call in calls if type(calls) is list else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            total += count_tokens(str(function.get("name", ""))) + count_tokens(str(function.get("arguments", "")))
+    return total
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+# `usage` with three slots (prompt, completion and total tokens): one layout for streams and bodies.
+_USAGE = (
+    '{"prompt_tokens":%s,"completion_tokens":%s,"total_tokens":%s,'
+    '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+    '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
+)
+
+
+def usage_json(prompt: int, completion: int) -> str:
+    """The `usage` object as JSON text, built from a template (it is on every request's path)."""
+    return _USAGE % (prompt, completion, prompt + completion)
+
+
+def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str) -> str:
+    """The `choices` array of a chat.completion, as JSON text (made once per reply when it can be)."""
+    calls = ""
+    if tool_calls:
+        items = (
+            f'{{"id":{string(t.id)},"type":"function","function":{{"name":{string(t.name)},'
+            f'"arguments":{string(t.arguments)}}}}}'
+            for t in tool_calls
+        )
+        calls = f',"tool_calls":[{",".join(items)}]'
+    return (
+        f'[{{"index":0,"message":{{"role":"assistant","content":{nullable(content)},"refusal":null,'
+        f'"annotations":[]{calls}}},"finish_reason":{nullable(finish_reason)}}}]'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionTemplate:
+    """A chat.completion body made once per reply, but for what each answer fills in.
+
+    `body()` is then one f-string: no dict, no encoder call, no format string to parse.
+    """
+
+    choices_to_prompt: str  # `,"choices":[...],"usage":{"prompt_tokens":`
+    completion_to_total: str  # `,"completion_tokens":N,"total_tokens":`
+    completion_tokens: int
+    details_to_fingerprint: str  # the usage details, then `,"service_tier":...,"system_fingerprint":`
+
+    @classmethod
+    def of(cls, choices: str, completion_tokens: int) -> CompletionTemplate:
+        usage_head, usage_mid, usage_tail = (_USAGE % ("\0", completion_tokens, "\0")).split("\0")
+        return cls(
+            f',"choices":{choices},"usage":{usage_head}',
+            usage_mid,
+            completion_tokens,
+            f'{usage_tail},"service_tier":"default","system_fingerprint":',
+        )
+
+    def body(self, id: str, created: int, model: str, prompt: int, fingerprint: str) -> bytes:
+        """The body; `id`, `model` and `fingerprint` are given as JSON text."""
+        return (
+            f'{{"id":{id},"object":"chat.completion","created":{created},"model":{model}{self.choices_to_prompt}'
+            f"{prompt}{self.completion_to_total}{prompt + self.completion_tokens}{self.details_to_fingerprint}"
+            f"{fingerprint}}}"
+        ).encode()
+
+
+def completion_json(
+    id: str, created: int, model: str, fingerprint: str | None, choices: str, prompt: int, completion: int
+) -> bytes:
+    """A whole chat.completion body (CompletionTemplate is the way for a reply answered many times)."""
+    return CompletionTemplate.of(choices, completion).body(
+        string(id), created, string(model), prompt, nullable(fingerprint)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """What chat compiles of a reply at load: the choices JSON and the body template, when fixed."""
+
+    choices: str | None
+    template: CompletionTemplate | None
+
+
+# -- streams ----------------------------------------------------------------------------------
+
+
+class ChunkMaker:
+    """Builds the `chat.completion.chunk` payloads of one stream.
+
+    The parts every chunk shares are encoded once; a chunk is then a few string joins,
+    which keeps long streams cheap.
+    """
+
+    __slots__ = ("_ends", "_head", "_tail")
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        created: int,
+        model: str,
+        fingerprint: str | None,
+        include_usage: bool,
+        obfuscation: Sequence[str] | None,
+    ) -> None:
+        self._head = (
+            f'{{"id":{dumps(id)},"object":"chat.completion.chunk","created":{created},"model":{dumps(model)},'
+            f'"service_tier":"default","system_fingerprint":{dumps(fingerprint)},"choices":['
+        )
+        self._tail = ',"usage":null' if include_usage else ""
+        # The end of chunk n is _ends[n % len(_ends)], made once per stream.
+        self._ends = tuple(f',"obfuscation":"{o}"}}' for o in obfuscation) if obfuscation else ("}",)
+
+    def _end(self, n: int) -> str:
+        return self._ends[n % len(self._ends)]
+
+    def chunk(self, n: int, delta: str, finish_reason: str | None = None) -> str:
+        """Chunk number `n` with a delta given as JSON text."""
+        finish = "null" if finish_reason is None else f'"{finish_reason}"'
+        return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
+
+    def content_chunk(self, n: int, text: str) -> str:
+        """`chunk(n, content_delta(text))` in one step (the hot path of a stream)."""
+        return (
+            f'{self._head}{{"index":0,"delta":{{"content":{string(text)}}},"finish_reason":null}}]'
+            f"{self._tail}{self._end(n)}"
+        )
+
+    def usage_chunk(self, n: int, usage: str) -> str:
+        return f'{self._head}],"usage":{usage}{self._end(n)}'
+
+    @staticmethod
+    def role_delta(content_null: bool = False) -> str:
+        return '{"role":"assistant","content":null}' if content_null else '{"role":"assistant","content":""}'
+
+    @staticmethod
+    def content_delta(text: str) -> str:
+        return f'{{"content":{string(text)}}}'
+
+    @staticmethod
+    def tool_head_delta(index: int, call: ToolCallWire) -> str:
+        return (
+            f'{{"tool_calls":[{{"index":{index},"id":{string(call.id)},"type":"function",'
+            f'"function":{{"name":{string(call.name)},"arguments":""}}}}]}}'
+        )
+
+    @staticmethod
+    def tool_args_delta(index: int, fragment: str) -> str:
+        return f'{{"tool_calls":[{{"index":{index},"function":{{"arguments":{string(fragment)}}}}}]}}'
+
+
+class ChatStream(Stream):
+    """`data: <chunk>` events: the role chunk, content and tool-call deltas, finish, usage, `[DONE]`."""
+
+    __slots__ = ("call", "maker", "usage")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        request = call.request
+        self.maker = ChunkMaker(
+            id=call.derived.completion_id,
+            created=call.derived.created,
+            model=call.model,
+            fingerprint=call.fingerprint,
+            include_usage=request.include_usage,
+            obfuscation=obfuscation_pool(call.derived.seed) if request.include_obfuscation else None,
+        )
+        self.usage = usage_json(call.prompt_tokens, call.completion_tokens) if request.include_usage else None
+
+    def _role(self) -> str:
+        call = self.call
+        return self.maker.chunk(0, self.maker.role_delta(content_null=not call.pieces and bool(call.tools)))
+
+    def _deltas(self, pieces: tuple[str, ...]) -> Iterator[str]:
+        maker = self.maker
+        for piece in pieces:
+            yield maker.content_delta(piece)
+        for index, tool in enumerate(self.call.tools):
+            yield maker.tool_head_delta(index, tool)
+            for fragment in tool.fragments:
+                yield maker.tool_args_delta(index, fragment)
+
+    def events(self) -> Iterator[Event]:
+        maker, offsets = self.maker, self.call.offsets
+        yield Event(offsets[0], self._role(), part="head")
+        n = 0
+        for delta in self._deltas(self.call.pieces):
+            n += 1
+            yield Event(offsets[n - 1], maker.chunk(n, delta), part="delta")
+        last = offsets[-1]
+        yield Event(last, maker.chunk(n + 1, "{}", self.call.finish_reason), part="finish")
+        if self.usage is not None:
+            yield Event(last, maker.usage_chunk(n + 2, self.usage), part="tail")
+        yield Event(last, "[DONE]", part="done")
+
+    def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
+        if kind == "error_event":
+            error = {"message": message or SERVER_ERROR, "type": "server_error", "param": None, "code": None}
+            return [Event(at, dumps({"error": error}))]
+        broken = self.maker.chunk(0, self.maker.content_delta("broken"))
+        return [Event(at, broken[: len(broken) // 2])]  # malformed: half a chunk
+
+    def plain_writes(self) -> Iterator[Write]:
+        """`frame(events())` with no fault or framing, built straight to bytes: one generator and one
+        tuple per event instead of three and two, for the common stream (same bytes, same times)."""
+        new = tuple.__new__  # Write(at, data) without NamedTuple's Python-level __new__
+        maker, offsets, call = self.maker, self.call.offsets, self.call
+        yield new(Write, (offsets[0], f"data: {self._role()}\n\n".encode(), False))
+        content = maker.content_chunk
+        n = 0
+        for piece in call.pieces:
+            n += 1
+            yield new(Write, (offsets[n - 1], f"data: {content(n, piece)}\n\n".encode(), False))
+        if call.tools:
+            for delta in self._deltas(()):
+                n += 1
+                yield Write(offsets[n - 1], f"data: {maker.chunk(n, delta)}\n\n".encode())
+        last = offsets[-1]
+        yield Write(last, f"data: {maker.chunk(n + 1, '{}', call.finish_reason)}\n\n".encode())
+        if self.usage is not None:
+            yield Write(last, f"data: {maker.usage_chunk(n + 2, self.usage)}\n\n".encode())
+        yield Write(last, b"data: [DONE]\n\n")
+
+
+# -- the dialect ------------------------------------------------------------------------------
+
+
+class ChatDialect(Dialect):
+    name = "chat"
+    id_prefix = "chatcmpl-"
+    routes = (
+        Route("POST", "/v1/chat/completions"),
+        Route("POST", "/openai/deployments/{deployment}/chat/completions"),  # Azure: the deployment is the model
+    )
+
+    def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
+        return parse_chat(body, headers, params.get("deployment"))
+
+    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
+        return error_body(message, type, param, code)
+
+    def azure_error_body(self, code: str, message: str) -> bytes:
+        return azure_error_body(code, message)
+
+    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
+        return headers(content_type, request_id, seconds)
+
+    def prepare(self, script: Script) -> None:
+        choices = None
+        if script.spec.generate is None and all(t.id is not None for t in script.tools):  # else made per call
+            tools = [ToolCallWire(t.id or "", t.name, t.arguments) for t in script.tools]
+            content = script.content if script.content is not None or not tools else None
+            choices = choices_json(content, tools, script.finish_reason)
+        fixed = choices is not None and script.completion_tokens is not None
+        template = (
+            CompletionTemplate.of(choices, script.completion_tokens)  # type: ignore[arg-type]
+            if fixed and script.transcript is None and script.spec.error is None
+            else None
+        )
+        script.compiled[self.name] = _Compiled(choices, template)
+
+    def fast(
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float
+    ) -> Answer | None:
+        script = hit.reply
+        template = script.compiled[self.name].template
+        if template is None or request.stream or script.spec.fault is not None:
+            return None
+        # The usual non-streamed answer: the body compiled at load, filled in.
+        spec = script.spec
+        delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
+        prompt = script.usage_prompt
+        if prompt is None:
+            prompt = request.prompt_tokens
+        body = template.body(
+            f'"{derived.completion_id}"',  # letters and digits: nothing to escape
+            derived.created,
+            json_text(spec.model or request.model),
+            prompt,
+            json_text(spec.system_fingerprint or fingerprint(derived.seed)),
+        )
+        return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
+
+    def body(self, call: Call) -> bytes:
+        choices = call.script.compiled[self.name].choices
+        if choices is None:
+            content = call.content if call.content is not None or not call.tools else None
+            choices = choices_json(content, call.tools, call.finish_reason)
+        derived = call.derived
+        return completion_json(
+            derived.completion_id,
+            derived.created,
+            call.model,
+            call.fingerprint,
+            choices,
+            call.prompt_tokens,
+            call.completion_tokens,
+        )
+
+    def stream(self, call: Call) -> Stream:
+        return ChatStream(call)
+
+
+CHAT = ChatDialect()

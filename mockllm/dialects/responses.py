@@ -1,0 +1,404 @@
+"""OpenAI's Responses API: `POST /v1/responses`, `GET /v1/responses/{id}`.
+
+Wire facts: shared/dialects.md section 1 and shared/wire.md section 4. A streamed answer is
+named events (`event: <type>`, `data: <json>` with `type` and a `sequence_number` counting from 0),
+no `[DONE]`; a whole answer is the response object, pretty-printed. Answers are kept (a bounded
+store per engine) so that `previous_response_id` can chain them and GET can fetch them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from ..errors import RequestError
+from ..request import Request, invalid_type, message_text, parse_json_object
+from ..sse import Event
+from ..tokens import count_tokens
+from .base import Call, Dialect, Route, Stream
+from .openai import SERVER_ERROR, Header, azure_error_body, error_body, headers, obfuscation_pool, string
+
+__all__ = ["RESPONSES", "ResponseStore", "ResponsesStream"]
+
+_ROLES = ("assistant", "system", "developer", "user")
+_INDENT = orjson.OPT_INDENT_2
+_NO_LOGPROBS = ',"logprobs":[]'
+# finish -> (status, incomplete_details.reason); shared/dialects.md section 7
+_STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("incomplete", "content_filter")}
+
+
+class ResponseStore:
+    """The responses an engine produced, newest last, at most `limit` of them."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
+
+    def put(self, response: dict[str, Any], conversation: tuple[dict[str, Any], ...]) -> None:
+        self._kept[response["id"]] = (response, conversation)
+        while len(self._kept) > self.limit:
+            self._kept.popitem(last=False)
+
+    def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
+        return self._kept.get(response_id)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    given = body.get("input")
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    if given is None:
+        return []
+    if not isinstance(given, list):
+        raise invalid_type("input", "one of a string or array of objects", given)
+    for i, item in enumerate(given):
+        if type(item) is not dict:
+            raise invalid_type(f"input[{i}]", "an object", item)
+        kind = item.get("type", "message")
+        if kind == "message" and item.get("role") not in _ROLES:
+            raise RequestError(
+                f"Invalid value: {json.dumps(item.get('role'))}. Supported values are: 'assistant', 'system', "
+                "'developer', and 'user'.",
+                param=f"input[{i}].role" if "role" in item else f"input[{i}]",
+                code="invalid_value",
+            )
+        if kind == "message" and not isinstance(item.get("content"), str | list):
+            raise invalid_type(f"input[{i}].content", "one of a string or array of objects", item.get("content"))
+    return given
+
+
+def _item_tokens(item: Mapping[str, Any]) -> int:
+    """An item's tokens, as chat counts a message: 3, plus its text (or a call's name and arguments)."""
+    kind = item.get("type", "message")
+    if kind == "message":
+        return 3 + count_tokens(message_text(item))
+    if kind == "function_call":
+        return 3 + count_tokens(str(item.get("name", ""))) + count_tokens(str(item.get("arguments", "")))
+    if kind == "function_call_output":
+        output = item.get("output")
+        return 3 + count_tokens(output if isinstance(output, str) else message_text({"content": output}))
+    return 0
+
+
+def parse_responses(raw: bytes, headers: Mapping[str, str], store: ResponseStore) -> Request:
+    """Parse and check a Responses body; raise RequestError as OpenAI would answer."""
+    body = parse_json_object(raw)
+    model = body.get("model")
+    if type(model) is not str:
+        if model is None:
+            raise RequestError("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+        raise invalid_type("model", "a string", model)
+    items = _items(body)
+    history: tuple[dict[str, Any], ...] = ()
+    previous = body.get("previous_response_id")
+    if previous is not None:
+        if not isinstance(previous, str):
+            raise invalid_type("previous_response_id", "a string", previous)
+        kept = store.get(previous)
+        if kept is None:
+            raise RequestError(
+                f"Previous response with id '{previous}' not found.",
+                status=404,
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        history = kept[1]
+    conversation = (*history, *items)
+    user_text: str | None = None
+    system_text: str | None = None
+    prompt_tokens = 3
+    for item in conversation:
+        if item.get("type", "message") == "message":
+            role = item.get("role")
+            if role == "user":
+                user_text = message_text(item)
+            elif system_text is None and (role == "system" or role == "developer"):
+                system_text = message_text(item)
+        prompt_tokens += _item_tokens(item)
+    instructions = body.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise invalid_type("instructions", "a string", instructions)
+        system_text = instructions  # instructions are not carried over a chain (OpenAI's docs)
+        prompt_tokens += 3 + count_tokens(instructions)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise invalid_type("stream", "a boolean", stream)
+    request = Request("responses", body, model, stream, headers, user_text, system_text, prompt_tokens)
+    request.history = conversation
+    options = body.get("stream_options")
+    if isinstance(options, dict):
+        request.include_obfuscation = options.get("include_obfuscation", True) is not False
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        names = (t.get("name") for t in tools if isinstance(t, dict) and t.get("type", "function") == "function")
+        request.tools = tuple(n for n in names if isinstance(n, str))
+    cap = body.get("max_output_tokens")
+    if type(cap) is int:
+        request.max_tokens = cap
+    return request
+
+
+# -- the response object ----------------------------------------------------------------------
+
+
+def _ids(call: Call) -> tuple[str, str, list[str]]:
+    """The response's id, its message item's, and one per function call: 48 hex digits each."""
+    derived = call.derived
+    return (
+        "resp_" + derived.hex("response", 24),
+        "msg_" + derived.hex("message", 24),
+        ["fc_" + derived.hex(f"function-call-{i}", 24) for i in range(len(call.tools))],
+    )
+
+
+def _response(call: Call, response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
+    """The response object, keys in the order real traffic has them (shared/dialects.md section 1)."""
+    b = call.request.body
+    incomplete = {"reason": _STATUS[call.finish_reason][1]} if status == "incomplete" else None
+    text: dict[str, Any] = b["text"] if isinstance(b.get("text"), dict) else {}
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": call.derived.created,
+        "status": status,
+        "background": b.get("background", False),
+        "error": None,
+        "incomplete_details": incomplete,
+        "instructions": b.get("instructions"),
+        "max_output_tokens": b.get("max_output_tokens"),
+        "max_tool_calls": b.get("max_tool_calls"),
+        "model": call.model,
+        "output": output,
+        "parallel_tool_calls": b.get("parallel_tool_calls", True),
+        "previous_response_id": b.get("previous_response_id"),
+        "prompt_cache_key": b.get("prompt_cache_key"),
+        "reasoning": b.get("reasoning") or {"effort": None, "summary": None},
+        "safety_identifier": b.get("safety_identifier"),
+        "service_tier": "default" if b.get("service_tier", "auto") == "auto" else b.get("service_tier"),
+        "store": b.get("store", True),
+        "temperature": b.get("temperature", 1.0),
+        "text": {"format": {"type": "text"}, "verbosity": "medium", **text},
+        "tool_choice": b.get("tool_choice", "auto"),
+        "tools": b.get("tools", []),
+        "top_logprobs": b.get("top_logprobs", 0),
+        "top_p": b.get("top_p", 1.0),
+        "truncation": b.get("truncation", "disabled"),
+        "usage": usage,
+        "user": b.get("user"),
+        "metadata": b.get("metadata", {}),
+    }
+
+
+def _usage(call: Call) -> dict[str, Any]:
+    return {
+        "input_tokens": call.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": call.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": call.prompt_tokens + call.completion_tokens,
+    }
+
+
+def _status(call: Call) -> str:
+    return _STATUS[call.finish_reason][0] if call.finish_reason in _STATUS else "completed"
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _message(message_id: str, status: str, content: list[Any]) -> dict[str, Any]:
+    return {"id": message_id, "type": "message", "status": status, "content": content, "role": "assistant"}
+
+
+def _function_call(item_id: str, status: str, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": call_id,
+        "name": name,
+    }
+
+
+def _has_message(call: Call) -> bool:
+    return call.content is not None or not call.tools
+
+
+def _output(call: Call, message_id: str, call_ids: list[str], status: str) -> list[dict[str, Any]]:
+    out = []
+    if _has_message(call):
+        out.append(_message(message_id, status, [_text_part(call.content or "")]))
+    for item_id, tool in zip(call_ids, call.tools, strict=True):
+        out.append(_function_call(item_id, "completed", tool.id, tool.name, tool.arguments))
+    return out
+
+
+def _keep(call: Call, response: dict[str, Any]) -> None:
+    """Remember the answer (unless `store: false`), with the conversation a chain continues."""
+    if response["store"] is False:
+        return
+    said = tuple(
+        {"role": "assistant", "content": item["content"]} if item["type"] == "message" else item
+        for item in response["output"]
+    )
+    call.state.put(response, (*call.request.history, *said))
+
+
+# -- streams ----------------------------------------------------------------------------------
+
+
+class ResponsesStream(Stream):
+    """The named events of one streamed response (shared/dialects.md section 1, "Stream")."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.response_id, self.message_id, self.call_ids = _ids(call)
+        self.seq = 0  # the next event's sequence_number
+        pool = obfuscation_pool(call.derived.seed) if call.request.include_obfuscation else None
+        self.padding = tuple(f',"obfuscation":"{o}"}}' for o in pool) if pool else ("}",)
+        self.status = _status(call)
+        self.final = _response(
+            call,
+            self.response_id,
+            self.status,
+            _output(call, self.message_id, self.call_ids, self.status),
+            _usage(call),
+        )
+        _keep(call, self.final)
+
+    def _event(self, at: float, kind: str, payload: dict[str, Any], part: str = "head") -> Event:
+        text = orjson.dumps({"type": kind, "sequence_number": self.seq, **payload}).decode()
+        self.seq += 1
+        return Event(at, text, name=kind, part=part)
+
+    def _delta(self, at: float, kind: str, head: str, delta: str, after: str = "") -> Event:
+        """A text or arguments delta: the hot event of a stream, made from a template (the same text
+        as `_event` makes of the same fields: tests/test_responses_wire.py checks it)."""
+        n = self.seq
+        self.seq = n + 1
+        end = self.padding[n % len(self.padding)]
+        text = f'{{"type":"{kind}","sequence_number":{n},{head}"delta":{string(delta)}{after}{end}'
+        return Event(at, text, name=kind, part="delta")
+
+    def events(self) -> Iterator[Event]:
+        call, offsets, final = self.call, self.call.offsets, self.final
+        start = {**final, "status": "in_progress", "incomplete_details": None, "output": [], "usage": None}
+        yield self._event(offsets[0], "response.created", {"response": start})
+        yield self._event(offsets[0], "response.in_progress", {"response": start})
+        index = slot = 0
+        if _has_message(call):
+            item_id, text = self.message_id, call.content or ""
+            ids = {"item_id": item_id, "output_index": 0, "content_index": 0}
+            yield self._event(
+                offsets[0],
+                "response.output_item.added",
+                {"output_index": 0, "item": _message(item_id, "in_progress", [])},
+            )
+            yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _text_part("")})
+            head = f'"item_id":"{item_id}","output_index":0,"content_index":0,'
+            for piece in call.pieces:
+                yield self._delta(offsets[slot], "response.output_text.delta", head, piece, _NO_LOGPROBS)
+                slot += 1
+            at = offsets[max(slot - 1, 0)]
+            yield self._event(at, "response.output_text.done", {**ids, "text": text, "logprobs": []}, "finish")
+            yield self._event(at, "response.content_part.done", {**ids, "part": _text_part(text)}, "finish")
+            yield self._event(
+                at, "response.output_item.done", {"output_index": 0, "item": final["output"][0]}, "finish"
+            )
+            index = 1
+        for item_id, tool in zip(self.call_ids, call.tools, strict=True):
+            added = _function_call(item_id, "in_progress", tool.id, tool.name, "")
+            yield self._event(offsets[slot], "response.output_item.added", {"output_index": index, "item": added})
+            slot += 1
+            head = f'"item_id":"{item_id}","output_index":{index},'
+            for fragment in tool.fragments:
+                yield self._delta(offsets[slot], "response.function_call_arguments.delta", head, fragment)
+                slot += 1
+            at = offsets[slot - 1]
+            done = {"item_id": item_id, "output_index": index, "arguments": tool.arguments}
+            yield self._event(at, "response.function_call_arguments.done", done, "finish")
+            yield self._event(
+                at, "response.output_item.done", {"output_index": index, "item": final["output"][index]}, "finish"
+            )
+            index += 1
+        terminal = "response.completed" if self.status == "completed" else "response.incomplete"
+        yield self._event(offsets[-1], terminal, {"response": final}, "done")
+
+    def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
+        # The fault comes before an event already made (and never sent, but for `malformed`): take its number.
+        self.seq -= 1
+        if kind == "error_event":
+            # What live traffic sends: a nested error, then response.failed (shared/dialects.md, "Errors").
+            text = message or SERVER_ERROR
+            error = {"type": "server_error", "code": "server_error", "message": text, "param": None}
+            failed = {
+                **self.final,
+                "status": "failed",
+                "error": {"code": "server_error", "message": text},
+                "incomplete_details": None,
+                "output": [],
+                "usage": None,
+            }
+            return [
+                self._event(at, "error", {"error": error}),
+                self._event(at, "response.failed", {"response": failed}),
+            ]
+        ids = f'"item_id":"{self.message_id}","output_index":0,"content_index":0,'
+        broken = self._delta(at, "response.output_text.delta", ids, "broken", _NO_LOGPROBS)  # the number given back
+        return [broken._replace(text=broken.text[: len(broken.text) // 2], part="head")]
+
+
+# -- the dialect ------------------------------------------------------------------------------
+
+
+class ResponsesDialect(Dialect):
+    name = "responses"
+    id_prefix = "resp_"
+    routes = (Route("POST", "/v1/responses"), Route("GET", "/v1/responses/{response_id}", "retrieve"))
+
+    def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
+        return parse_responses(body, headers, state)
+
+    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
+        return error_body(message, type, param, code, indent=4)
+
+    def azure_error_body(self, code: str, message: str) -> bytes:
+        return azure_error_body(code, message)
+
+    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
+        return headers(content_type, request_id, seconds)
+
+    def body(self, call: Call) -> bytes:
+        response_id, message_id, call_ids = _ids(call)
+        status = _status(call)
+        response = _response(call, response_id, status, _output(call, message_id, call_ids, status), _usage(call))
+        _keep(call, response)
+        return orjson.dumps(response, option=_INDENT)
+
+    def stream(self, call: Call) -> Stream:
+        return ResponsesStream(call)
+
+    def new_state(self) -> ResponseStore:
+        return ResponseStore()
+
+    def act(self, action: str, params: Mapping[str, str], state: Any) -> tuple[int, bytes]:
+        response_id = params["response_id"]
+        kept = state.get(response_id)
+        if kept is None:
+            raise RequestError(f"No response found with id '{response_id}'.", status=404)
+        return 200, orjson.dumps(kept[0], option=_INDENT)
+
+
+RESPONSES = ResponsesDialect()
