@@ -131,7 +131,7 @@ def apply_fault(events: Iterator[Event], fault: Fault | None, stream: Stream) ->
         return
     kind = fault.kind
     if kind not in _POSITIONAL:
-        dropped = "finish" if kind == "no_finish" else "done"
+        dropped = stream.dropped = "finish" if kind == "no_finish" else "done"
         yield from (event for event in events if event.part != dropped)
         return
     deltas = 0

@@ -72,6 +72,10 @@ class Stream:
     "delta" (a content delta: counted by `after_chunks`), "finish" (dropped by `no_finish`),
     "done" (the terminator: dropped by `no_done`), or "head"/"tail" (sent as they are)."""
 
+    # The part the fault layer will drop (set before `events()` runs), so that a dialect that numbers
+    # its events (Responses' sequence_number) can leave those unnumbered: the stream has no gap.
+    dropped: str | None = None
+
     def events(self) -> Iterator[Event]:
         raise NotImplementedError
 

@@ -280,7 +280,8 @@ class ResponsesStream(Stream):
 
     def _event(self, at: float, kind: str, payload: dict[str, Any], part: str = "head") -> Event:
         text = orjson.dumps({"type": kind, "sequence_number": self.seq, **payload}).decode()
-        self.seq += 1
+        if part != self.dropped:  # a dropped event takes no number
+            self.seq += 1
         return Event(at, text, name=kind, part=part)
 
     def _delta(self, at: float, kind: str, head: str, delta: str, after: str = "") -> Event:

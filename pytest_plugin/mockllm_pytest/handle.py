@@ -160,13 +160,9 @@ class MockLLM:
 
     @property
     def last_user_message(self) -> str | None:
-        """The text of the last user message of the last request."""
-        body = self.last_request.json
-        messages = body.get("messages") if isinstance(body, dict) else None
-        for message in reversed(messages or []):
-            if isinstance(message, dict) and message.get("role") == "user":
-                return _text(message.get("content"))
-        return None
+        """The last user input of the last request, in whichever API, as `match.user` saw it
+        (None: it had none, or it was refused before any rule saw it)."""
+        return self.last_request.user_text
 
     def assert_called(self, times: int | None = None, *, rule: str | None = None) -> None:
         """Assert requests were received (exactly `times` of them, if given), all or those `rule` answered."""
@@ -263,19 +259,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 def _describe(entry: Entry) -> str:
     answered = f"rule {entry.rule!r}" if entry.rule else "no rule"
-    return (
-        f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})"
-        if entry.endpoint == "chat"
-        else (f"#{entry.index} {entry.endpoint} {entry.path} -> {entry.status}")
-    )
-
-
-def _text(content: Any) -> str | None:
-    if isinstance(content, str) or content is None:
-        return content
-    if isinstance(content, list):  # content parts: join the text ones
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return str(content)
+    return f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})"  # the path names the API
 
 
 def _count(n: int, noun: str) -> str:
