@@ -40,7 +40,8 @@ class Derived:
     digest, made at once; other purposes (tool-call ids, jitter, generated text) hash their own.
     """
 
-    __slots__ = ("call_index", "completion_id", "created", "request_id", "rule_key", "seed")
+    __slots__ = ("call_index", "completion_id", "core", "created", "request_id", "rule_key", "seed")
+    core: bytes  # the digest the values above come from (dialects cut their own ids from it)
     completion_id: str
     created: int
     request_id: str
@@ -51,7 +52,7 @@ class Derived:
         self.call_index = call_index
         hasher = _core_hasher(seed, rule_key).copy()
         hasher.update(b"%d\x1fcore" % call_index)  # the same bytes as _digest("core", 64) hashes
-        core = hasher.digest()
+        self.core = core = hasher.digest()
         self.completion_id = "chatcmpl-" + core[:29].translate(_TO_ALNUM).decode("ascii")
         self.created = _EPOCH_START + _unpack_u64(core, 29)[0] % _EPOCH_SPAN
         self.request_id = "req_" + core[37:53].hex()

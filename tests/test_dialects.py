@@ -109,6 +109,36 @@ def test_responses_delta_templates_give_what_plain_encoding_gives(text: str) -> 
         assert all(("obfuscation" in json.loads(d)) == obfuscation for d in deltas)
 
 
+def test_the_plain_responses_stream_path_matches_the_general_one() -> None:
+    """A stream with no fault and default framing is made as writes at once; same bytes, same times."""
+    from mockllm.derive import Derived
+    from mockllm.dialects.responses import ResponsesStream
+    from mockllm.plan import _call
+    from mockllm.router import Hit
+    from mockllm.sse import frame
+
+    replies = [
+        {"content": "Hello, wörld 😀! 1+1", "timing": {"ttft_ms": 5, "chunk_ms": [1, 2]}},
+        {"chunks": ["", "a", ""], "finish_reason": "length"},
+        {"tool_calls": [{"name": "f", "arguments": {"x": 1}}, {"name": "g", "arguments": "{}"}]},
+        {"content": "before", "tool_calls": [{"name": "f"}], "timing": {"chunk_ms": 3}},
+    ]
+    for spec in replies:
+        for obfuscation in (True, False):
+            engine = Engine(time_scale=1)
+            engine.add({"reply": spec})
+            body = {"model": "m", "input": "x", "stream": True, "stream_options": {"include_obfuscation": obfuscation}}
+            state = engine.states["responses"]
+            request = RESPONSES.parse(json.dumps(body).encode(), {}, {}, state)
+            hit = engine.router.route(request)
+            assert isinstance(hit, Hit)
+            call = _call(hit, request, Derived(0, hit.rule.key, 0), None, 1.0, state)
+            general = list(frame(ResponsesStream(call).events(), None))
+            plain = list(ResponsesStream(call).plain_writes())
+            assert plain == general, spec
+            assert [w.at for w in plain] == [w.at for w in general]
+
+
 def test_sequence_numbers_have_no_gaps_through_every_fault() -> None:
     engine = Engine(time_scale=0)
     for kind in ("error_event", "malformed", "no_done", "no_finish"):
@@ -188,6 +218,7 @@ def test_the_store_is_bounded() -> None:
     store.limit = 3
     ids = [json.loads(_post(engine, "/v1/responses", {"model": "m", "input": "x"}).body)["id"] for _ in range(5)]
     assert [store.get(i) is not None for i in ids] == [False, False, True, True, True]
+    assert store.history(ids[0]) is None and store.history(ids[-1]) is not None
 
 
 # -- rules ----------------------------------------------------------------------------------------

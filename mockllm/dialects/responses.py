@@ -17,7 +17,7 @@ import orjson
 
 from ..errors import RequestError
 from ..request import Request, invalid_type, message_text, parse_json_object
-from ..sse import Event
+from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
 from .openai import SERVER_ERROR, Header, azure_error_body, error_body, headers, obfuscation_pool, string
@@ -32,19 +32,34 @@ _STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("in
 
 
 class ResponseStore:
-    """The responses an engine produced, newest last, at most `limit` of them."""
+    """The responses an engine produced, newest last, at most `limit` of them, each with the
+    conversation it answered (so that a chain's history is that, then the response's output)."""
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
         self._kept: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
 
-    def put(self, response: dict[str, Any], conversation: tuple[dict[str, Any], ...]) -> None:
-        self._kept[response["id"]] = (response, conversation)
-        while len(self._kept) > self.limit:
-            self._kept.popitem(last=False)
+    def put(self, response: dict[str, Any], answered: tuple[dict[str, Any], ...]) -> None:
+        kept = self._kept
+        kept[response["id"]] = (response, answered)
+        if len(kept) > self.limit:
+            kept.popitem(last=False)
 
-    def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
-        return self._kept.get(response_id)
+    def get(self, response_id: str) -> dict[str, Any] | None:
+        kept = self._kept.get(response_id)
+        return None if kept is None else kept[0]
+
+    def history(self, response_id: str) -> tuple[dict[str, Any], ...] | None:
+        """The conversation up to and with that response (its output as input items), or None."""
+        kept = self._kept.get(response_id)
+        if kept is None:
+            return None
+        response, answered = kept
+        said = tuple(
+            {"role": "assistant", "content": item["content"]} if item["type"] == "message" else item
+            for item in response["output"]
+        )
+        return (*answered, *said)
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -101,15 +116,15 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], store: ResponseStore
     if previous is not None:
         if not isinstance(previous, str):
             raise invalid_type("previous_response_id", "a string", previous)
-        kept = store.get(previous)
-        if kept is None:
+        chain = store.history(previous)
+        if chain is None:
             raise RequestError(
                 f"Previous response with id '{previous}' not found.",
                 status=404,
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
-        history = kept[1]
+        history = chain
     conversation = (*history, *items)
     user_text: str | None = None
     system_text: str | None = None
@@ -155,48 +170,72 @@ def _ids(call: Call) -> tuple[str, str, list[str]]:
     """The response's id, its message item's, and one per function call: 48 hex digits each."""
     derived = call.derived
     return (
-        "resp_" + derived.hex("response", 24),
+        "resp_" + derived.core[:24].hex(),  # the digest every answer makes already
         "msg_" + derived.hex("message", 24),
         ["fc_" + derived.hex(f"function-call-{i}", 24) for i in range(len(call.tools))],
     )
 
 
+# The response object's keys in the order real traffic has them (shared/dialects.md section 1),
+# with the values it has when the request sets none; a request's own values are echoed. Copied per
+# answer (a C-level copy keeps the order); the nested defaults are shared, and never changed.
+_RESPONSE: dict[str, Any] = {
+    "id": None,
+    "object": "response",
+    "created_at": None,
+    "status": None,
+    "background": False,
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "model": None,
+    "output": None,
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "prompt_cache_key": None,
+    "reasoning": {"effort": None, "summary": None},
+    "safety_identifier": None,
+    "service_tier": "default",
+    "store": True,
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_logprobs": 0,
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "usage": None,
+    "user": None,
+    "metadata": {},
+}
+_MADE = {"id", "object", "created_at", "status", "error", "incomplete_details", "model", "output", "usage"}
+_ECHOED = frozenset(_RESPONSE) - _MADE - {"reasoning", "service_tier", "text"}  # these three: below
+
+
 def _response(call: Call, response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
-    """The response object, keys in the order real traffic has them (shared/dialects.md section 1)."""
-    b = call.request.body
-    incomplete = {"reason": _STATUS[call.finish_reason][1]} if status == "incomplete" else None
-    text: dict[str, Any] = b["text"] if isinstance(b.get("text"), dict) else {}
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": call.derived.created,
-        "status": status,
-        "background": b.get("background", False),
-        "error": None,
-        "incomplete_details": incomplete,
-        "instructions": b.get("instructions"),
-        "max_output_tokens": b.get("max_output_tokens"),
-        "max_tool_calls": b.get("max_tool_calls"),
-        "model": call.model,
-        "output": output,
-        "parallel_tool_calls": b.get("parallel_tool_calls", True),
-        "previous_response_id": b.get("previous_response_id"),
-        "prompt_cache_key": b.get("prompt_cache_key"),
-        "reasoning": b.get("reasoning") or {"effort": None, "summary": None},
-        "safety_identifier": b.get("safety_identifier"),
-        "service_tier": "default" if b.get("service_tier", "auto") == "auto" else b.get("service_tier"),
-        "store": b.get("store", True),
-        "temperature": b.get("temperature", 1.0),
-        "text": {"format": {"type": "text"}, "verbosity": "medium", **text},
-        "tool_choice": b.get("tool_choice", "auto"),
-        "tools": b.get("tools", []),
-        "top_logprobs": b.get("top_logprobs", 0),
-        "top_p": b.get("top_p", 1.0),
-        "truncation": b.get("truncation", "disabled"),
-        "usage": usage,
-        "user": b.get("user"),
-        "metadata": b.get("metadata", {}),
-    }
+    """The response object: the defaults copied (in order), then this call's values and the request's own."""
+    response = _RESPONSE.copy()
+    response["id"] = response_id
+    response["created_at"] = call.derived.created
+    response["status"] = status
+    if status == "incomplete":
+        response["incomplete_details"] = {"reason": _STATUS[call.finish_reason][1]}
+    response["model"] = call.model
+    response["output"] = output
+    response["usage"] = usage
+    body = call.request.body
+    if len(body) > 2:  # more than model and input: echo what the request set
+        for key in _ECHOED.intersection(body):
+            response[key] = body[key]
+        if body.get("reasoning"):
+            response["reasoning"] = body["reasoning"]
+        if body.get("service_tier", "auto") != "auto":
+            response["service_tier"] = body["service_tier"]
+        if isinstance(body.get("text"), dict):
+            response["text"] = {**_RESPONSE["text"], **body["text"]}
+    return response
 
 
 def _usage(call: Call) -> dict[str, Any]:
@@ -246,14 +285,9 @@ def _output(call: Call, message_id: str, call_ids: list[str], status: str) -> li
 
 
 def _keep(call: Call, response: dict[str, Any]) -> None:
-    """Remember the answer (unless `store: false`), with the conversation a chain continues."""
-    if response["store"] is False:
-        return
-    said = tuple(
-        {"role": "assistant", "content": item["content"]} if item["type"] == "message" else item
-        for item in response["output"]
-    )
-    call.state.put(response, (*call.request.history, *said))
+    """Remember the answer (unless `store: false`), with the conversation it answered."""
+    if response["store"] is not False:
+        call.state.put(response, call.request.history)
 
 
 # -- streams ----------------------------------------------------------------------------------
@@ -266,6 +300,7 @@ class ResponsesStream(Stream):
         self.call = call
         self.response_id, self.message_id, self.call_ids = _ids(call)
         self.seq = 0  # the next event's sequence_number
+        self.plain = False  # make writes instead of events (plain_writes)
         pool = obfuscation_pool(call.derived.seed) if call.request.include_obfuscation else None
         self.padding = tuple(f',"obfuscation":"{o}"}}' for o in pool) if pool else ("}",)
         self.status = _status(call)
@@ -278,20 +313,30 @@ class ResponsesStream(Stream):
         )
         _keep(call, self.final)
 
-    def _event(self, at: float, kind: str, payload: dict[str, Any], part: str = "head") -> Event:
+    def _event(self, at: float, kind: str, payload: dict[str, Any], part: str = "head") -> Any:
         text = orjson.dumps({"type": kind, "sequence_number": self.seq, **payload}).decode()
         if part != self.dropped:  # a dropped event takes no number
             self.seq += 1
+        if self.plain:
+            return Write(at, f"event: {kind}\ndata: {text}\n\n".encode())
         return Event(at, text, name=kind, part=part)
 
-    def _delta(self, at: float, kind: str, head: str, delta: str, after: str = "") -> Event:
+    def _delta(self, at: float, kind: str, head: str, delta: str, after: str = "") -> Any:
         """A text or arguments delta: the hot event of a stream, made from a template (the same text
-        as `_event` makes of the same fields: tests/test_responses_wire.py checks it)."""
+        as `_event` makes of the same fields: tests/test_dialects.py checks it)."""
         n = self.seq
         self.seq = n + 1
         end = self.padding[n % len(self.padding)]
         text = f'{{"type":"{kind}","sequence_number":{n},{head}"delta":{string(delta)}{after}{end}'
+        if self.plain:
+            return tuple.__new__(Write, (at, f"event: {kind}\ndata: {text}\n\n".encode(), False))
         return Event(at, text, name=kind, part="delta")
+
+    def plain_writes(self) -> Iterator[Write]:
+        """`frame(events())` with no fault or framing, the same bytes at the same times, made as
+        writes at once: the event layer costs about as much as the events (tests/test_dialects.py)."""
+        self.plain = True
+        return self.events()  # type: ignore[return-value]  # in plain mode it yields writes
 
     def events(self) -> Iterator[Event]:
         call, offsets, final = self.call, self.call.offsets, self.final
@@ -358,7 +403,7 @@ class ResponsesStream(Stream):
             ]
         ids = f'"item_id":"{self.message_id}","output_index":0,"content_index":0,'
         broken = self._delta(at, "response.output_text.delta", ids, "broken", _NO_LOGPROBS)  # the number given back
-        return [broken._replace(text=broken.text[: len(broken.text) // 2], part="head")]
+        return [broken._replace(text=broken.text[: len(broken.text) // 2], part="head")]  # an Event: not plain
 
 
 # -- the dialect ------------------------------------------------------------------------------
@@ -399,7 +444,7 @@ class ResponsesDialect(Dialect):
         kept = state.get(response_id)
         if kept is None:
             raise RequestError(f"No response found with id '{response_id}'.", status=404)
-        return 200, orjson.dumps(kept[0], option=_INDENT)
+        return 200, orjson.dumps(kept, option=_INDENT)
 
 
 RESPONSES = ResponsesDialect()
