@@ -75,7 +75,7 @@ def plan(hit: Hit, request: Request, dialect: Dialect, seed: int, scale: float, 
 
     headers = dialect.headers(_SSE_TYPE, derived.request_id, offsets[0])
     if script.transcript is not None:
-        events = apply_fault(_transcript(script.transcript, offsets), fault, _TranscriptFaults())
+        events = apply_fault(_transcript(script.transcript, offsets), fault, _TranscriptFaults(len(offsets)))
         return Answer(200, headers, writes=frame(events, spec.framing))
     stream = dialect.stream(call)
     if fault is None and spec.framing is None:
@@ -125,7 +125,8 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
 
 def apply_fault(events: Iterator[Event], fault: Fault | None, stream: Stream) -> Iterator[Event]:
     """`events` with `fault` put in: `no_finish` / `no_done` drop the events tagged so; the others
-    come before content delta number `after_chunks` (or, past the last, before the closing events)."""
+    come before content delta number `after_chunks` (or, past the stream's last delta, before the
+    first closing event after it)."""
     if fault is None:
         yield from events
         return
@@ -139,7 +140,10 @@ def apply_fault(events: Iterator[Event], fault: Fault | None, stream: Stream) ->
     last = 0.0
     for event in events:
         last = event.at
-        if pending and ((event.part == "delta" and deltas == fault.after_chunks) or (event.part in _CLOSING)):
+        if pending and (
+            (event.part == "delta" and deltas == fault.after_chunks)
+            or (event.part in _CLOSING and deltas >= stream.deltas)
+        ):
             pending = False
             ended = yield from _fault(fault, event.at, stream)
             if ended:
@@ -170,6 +174,9 @@ def _transcript(transcript: tuple[str, ...], offsets: Any) -> Iterator[Event]:
 
 class _TranscriptFaults(Stream):
     """The faults of a verbatim `sse` reply: OpenAI's `data:` shapes (a transcript has no dialect)."""
+
+    def __init__(self, deltas: int) -> None:
+        self.deltas = deltas  # every event of a transcript counts as a chunk
 
     def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
         if kind == "error_event":

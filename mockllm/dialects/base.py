@@ -75,6 +75,7 @@ class Stream:
     # The part the fault layer will drop (set before `events()` runs), so that a dialect that numbers
     # its events (Responses' sequence_number) can leave those unnumbered: the stream has no gap.
     dropped: str | None = None
+    deltas: int = 0  # how many "delta" events the stream sends: a fault past them comes before the closing ones
 
     def events(self) -> Iterator[Event]:
         raise NotImplementedError

@@ -319,8 +319,6 @@ class ChunkMaker:
 class ChatStream(Stream):
     """`data: <chunk>` events: the role chunk, content and tool-call deltas, finish, usage, `[DONE]`."""
 
-    __slots__ = ("call", "maker", "usage")
-
     def __init__(self, call: Call) -> None:
         self.call = call
         request = call.request
@@ -333,6 +331,7 @@ class ChatStream(Stream):
             obfuscation=obfuscation_pool(call.derived.seed) if request.include_obfuscation else None,
         )
         self.usage = usage_json(call.prompt_tokens, call.completion_tokens) if request.include_usage else None
+        self.deltas = len(call.pieces) + sum(1 + len(t.fragments) for t in call.tools)  # a head per tool call
 
     def _role(self) -> str:
         call = self.call

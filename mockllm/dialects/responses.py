@@ -229,6 +229,8 @@ def _response(call: Call, response_id: str, status: str, output: list[Any], usag
     if len(body) > 2:  # more than model and input: echo what the request set
         for key in _ECHOED.intersection(body):
             response[key] = body[key]
+        if isinstance(body.get("tools"), list):
+            response["tools"] = [_tool(tool) for tool in body["tools"]]
         if body.get("reasoning"):
             response["reasoning"] = body["reasoning"]
         if body.get("service_tier", "auto") != "auto":
@@ -236,6 +238,19 @@ def _response(call: Call, response_id: str, status: str, output: list[Any], usag
         if isinstance(body.get("text"), dict):
             response["text"] = {**_RESPONSE["text"], **body["text"]}
     return response
+
+
+def _tool(tool: Any) -> Any:
+    """A function tool as the response echoes it: every field, `strict` true unless turned off."""
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+        return tool
+    return {
+        "type": "function",
+        "description": tool.get("description"),
+        "name": tool.get("name"),
+        "parameters": tool.get("parameters"),
+        "strict": tool.get("strict", True),
+    }
 
 
 def _usage(call: Call) -> dict[str, Any]:
@@ -301,6 +316,7 @@ class ResponsesStream(Stream):
         self.response_id, self.message_id, self.call_ids = _ids(call)
         self.seq = 0  # the next event's sequence_number
         self.plain = False  # make writes instead of events (plain_writes)
+        self.deltas = len(call.pieces) + sum(len(t.fragments) for t in call.tools)
         pool = obfuscation_pool(call.derived.seed) if call.request.include_obfuscation else None
         self.padding = tuple(f',"obfuscation":"{o}"}}' for o in pool) if pool else ("}",)
         self.status = _status(call)
@@ -397,6 +413,7 @@ class ResponsesStream(Stream):
                 "output": [],
                 "usage": None,
             }
+            _keep(self.call, failed)  # what the stream ended on is what GET /v1/responses/{id} returns
             return [
                 self._event(at, "error", {"error": error}),
                 self._event(at, "response.failed", {"response": failed}),
