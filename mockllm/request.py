@@ -14,7 +14,7 @@ import orjson
 
 from .errors import RequestError
 
-__all__ = ["Request", "invalid_type", "message_text", "parse_json_object", "type_name"]
+__all__ = ["Request", "invalid_type", "message_text", "parse_json_object", "stream_flag", "type_name"]
 
 _JSON_HINT = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
@@ -83,3 +83,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             code="invalid_type",
         )
     return body
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
+    """The body's `stream`: left out or null is false; anything but a boolean is refused."""
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise invalid_type("stream", "a boolean", stream)
+    return stream

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..answer import Answer
 from ..errors import RequestError
-from ..request import Request, invalid_type, message_text, parse_json_object
+from ..request import Request, invalid_type, message_text, parse_json_object, stream_flag
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream, ToolCallWire
@@ -123,11 +123,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
         prompt_tokens += 3 + count_tokens(text)
         if len(message) > 2 or "content" not in message:  # keys beside role and content: a name, tool calls
             prompt_tokens += _more_tokens(message)
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise invalid_type("stream", "a boolean", stream)
+    stream = stream_flag(body)
     request = Request("chat", body, model, stream, headers, user_text, system_text, prompt_tokens)
     options = body.get("stream_options")
     if options is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import RequestError
-from ..request import Request, invalid_type, message_text, parse_json_object
+from ..request import Request, invalid_type, message_text, parse_json_object, stream_flag
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
@@ -143,11 +143,7 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], store: ResponseStore
             raise invalid_type("instructions", "a string", instructions)
         system_text = instructions  # instructions are not carried over a chain (OpenAI's docs)
         prompt_tokens += 3 + count_tokens(instructions)
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise invalid_type("stream", "a boolean", stream)
+    stream = stream_flag(body)
     request = Request("responses", body, model, stream, headers, user_text, system_text, prompt_tokens)
     request.history = conversation
     options = body.get("stream_options")
