@@ -13,12 +13,17 @@ class MockLLMError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong in a scenario file: where, which key, what was expected."""
+    """One thing wrong in a scenario file: where, which key, what was expected.
+
+    `column` (1-based) is known for YAML syntax errors only; the message then also shows
+    the line with a caret under it.
+    """
 
     source: str
     line: int | None
     key: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source

@@ -1,18 +1,18 @@
 """Scenario files in, router rules out; every problem reported as file:line: key: what.
 
-YAML is read twice: once for the data, once as a node tree for the line of every key.
-Validation is pydantic's; its errors are rewritten to name the YAML path and line, with
-a "did you mean" for unknown keys.
+YAML is read once, by mockllm/yamltext.py (libyaml's events built into data with the line of
+every key, duplicate keys refused, aliases bounded). Validation is pydantic's; its errors are
+rewritten to name the YAML path and line, with a "did you mean" for unknown keys.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from .dialects import DIALECTS
@@ -36,10 +36,10 @@ from .scenario import (
     Usage,
 )
 from .script import compile_reply
+from .yamltext import LineTree, PathKey, collector_paused, dotted, parse_yaml
 
-__all__ = ["Scenario", "bundled_scenarios", "load", "load_mapping", "load_text"]
+__all__ = ["LineTree", "Scenario", "bundled_scenarios", "load", "load_mapping", "load_text"]
 
-PathKey = tuple[str | int, ...]
 _SUFFIXES = (".yaml", ".yml")
 
 # Which model a mapping is, by the key it sits under (for "did you mean" on unknown keys).
@@ -84,16 +84,96 @@ def bundled_scenarios() -> Path:
 
 
 def load(path: str | Path) -> list[Scenario]:
-    """Load a scenario file, or every *.yaml/*.yml under a folder (sorted by path)."""
+    """Load a scenario file, or every *.yaml/*.yml under a folder (sorted by path).
+
+    Symlinked folders are followed; a symlink loop is reported, not followed. Every file
+    is read, and all their problems are raised together as one ScenarioError.
+    """
     root = Path(path)
     if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
-        if not files:
+        problems: list[Problem] = []
+        files = _scenario_files(root, problems)
+        if not files and not problems:
             raise ScenarioError([Problem(str(root), None, "", "no *.yaml or *.yml scenario files in this folder")])
-        return [_load_file(p) for p in files]
+        scenarios: list[Scenario] = []
+        for file in files:
+            try:
+                scenarios.append(_load_file(file))
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ScenarioError(problems)
+        return scenarios
     if not root.exists():
-        raise ScenarioError([Problem(str(root), None, "", "no such file or folder")])
+        why = "a broken symlink (its target does not exist)" if root.is_symlink() else "no such file or folder"
+        raise ScenarioError([Problem(str(root), None, "", why)])
     return [_load_file(root)]
+
+
+def _scenario_files(root: Path, problems: list[Problem]) -> list[Path]:
+    """The scenario files under `root`, through symlinked folders, each real file once.
+
+    A folder reached again below itself (a symlink loop) is reported in `problems` and
+    not entered: walking it would never end. The same real file reached by two paths is
+    loaded once, by its first path in sort order, so its rules are not doubled.
+    """
+    found: list[Path] = []
+
+    def walk(folder: Path, ancestors: dict[tuple[int, int], Path]) -> None:
+        try:
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(str(folder), None, "", f"cannot read this folder: {exc.strerror or exc}"))
+            return
+        for entry in listed:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                try:
+                    info = path.stat()
+                except OSError as exc:
+                    problems.append(Problem(str(path), None, "", f"cannot read this folder: {exc.strerror or exc}"))
+                    continue
+                identity = (info.st_dev, info.st_ino)
+                if identity in ancestors:
+                    problems.append(
+                        Problem(
+                            str(path),
+                            None,
+                            "",
+                            f"symlink loop: this leads back to {ancestors[identity]} (it points to "
+                            f"{os.readlink(path) if path.is_symlink() else path.resolve()}); "
+                            "remove the link or point it outside the scenario folder",
+                        )
+                    )
+                    continue
+                walk(path, {**ancestors, identity: path})
+            elif path.suffix in _SUFFIXES:
+                if entry.is_file():
+                    found.append(path)
+                elif entry.is_symlink() and not path.exists():
+                    problems.append(
+                        Problem(str(path), None, "", f"a broken symlink: its target {os.readlink(path)} does not exist")
+                    )
+
+    try:
+        top = root.stat()
+    except OSError as exc:
+        problems.append(Problem(str(root), None, "", f"cannot read this folder: {exc.strerror or exc}"))
+        return []
+    walk(root, {(top.st_dev, top.st_ino): root})
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for path in sorted(found):
+        real = path.resolve()
+        if real not in seen:
+            seen.add(real)
+            unique.append(path)
+    return unique
 
 
 def _load_file(path: Path) -> Scenario:
@@ -106,35 +186,37 @@ def _load_file(path: Path) -> Scenario:
 
 def load_text(text: str, source: str = "<text>") -> Scenario:
     """Load a scenario from YAML text; `source` names it in errors."""
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ScenarioError([Problem(source, line, "", f"invalid YAML: {exc.problem or exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem(source, None, "", f"invalid YAML: {exc}")]) from None
-    lines: dict[PathKey, int] = {}
-    duplicates: list[Problem] = []
-    if node is not None:
-        _index_lines(node, (), lines, duplicates, source)
-    if duplicates:
-        raise ScenarioError(duplicates)
-    return load_mapping(data, source, lines)
+    with collector_paused():
+        parsed = [parse_yaml(text, source)]
+        return _load_parsed(parsed, source)
+
+
+def _load_parsed(parsed: list[tuple[Any, LineTree]], source: str) -> Scenario:
+    """load_mapping for data this module parsed: the data is let go once validated.
+
+    It comes in a list that is emptied here, so that no caller's frame keeps it alive
+    while the rules compile (the data of a 5 MB file is ~50 MB of dicts and strings).
+    """
+    data, lines = parsed.pop()
+    spec = _validate(data, source, lines)
+    del data
+    return Scenario(source, _rules(spec, source, lines))
 
 
 def load_mapping(data: Any, source: str = "<inline>", lines: Mapping[PathKey, int] | None = None) -> Scenario:
-    """Load a scenario from parsed data (a dict as YAML would give)."""
-    lines = lines or {}
+    """Load a scenario from parsed data (a dict as YAML would give); `lines` maps YAML paths to lines."""
+    lines = lines if lines is not None else {}
+    return Scenario(source, _rules(_validate(data, source, lines), source, lines))
+
+
+def _validate(data: Any, source: str, lines: Mapping[PathKey, int]) -> ScenarioFile:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ScenarioError([Problem(source, 1, "", f"expected a mapping with 'version: 1' and 'rules', got {got}")])
     try:
-        spec = ScenarioFile.model_validate(data)
+        return ScenarioFile.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_problems(exc, data, source, lines)) from None
-    return Scenario(source, _rules(spec, source, lines))
 
 
 def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> list[Rule]:
@@ -142,6 +224,8 @@ def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> lis
     rules: list[Rule] = []
     problems: list[Problem] = []
     defaults = spec.defaults
+    # The defaults as given, dumped once for the file (each reply merges into a copy).
+    base = defaults.model_dump(exclude_unset=True, exclude={"seed"}) if defaults is not None else None
     for index, rule in enumerate(spec.rules):
         replies = [rule.reply] if rule.reply is not None else list(rule.replies or ())
         key = "reply" if rule.reply is not None else "replies"
@@ -149,23 +233,23 @@ def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> lis
         for n, reply in enumerate(replies):
             at: PathKey = ("rules", index, key) if key == "reply" else ("rules", index, key, n)
             try:
-                full = _merge(defaults, reply)
+                full = _merge(base, reply)
             except ValidationError as exc:
-                problems.append(Problem(source, _line(lines, at), _dotted(at), _first_message(exc)))
+                problems.append(Problem(source, _line(lines, at), dotted(at), _first_message(exc)))
                 continue
             if not full.has_body:
                 problems.append(
                     Problem(
                         source,
                         _line(lines, at),
-                        _dotted(at),
+                        dotted(at),
                         "a reply needs one of content, chunks, generate, tool_calls, sse, error",
                     )
                 )
             else:
                 unsent = _unsent_fault(rule, full)
                 if unsent:
-                    problems.append(Problem(source, _line(lines, (*at, "fault")), _dotted((*at, "fault")), unsent))
+                    problems.append(Problem(source, _line(lines, (*at, "fault")), dotted((*at, "fault")), unsent))
             merged.append(full)
         line = _line(lines, ("rules", index))
         name = rule.name or f"{stem}:rules[{index}]"
@@ -199,10 +283,11 @@ def _unsent_fault(rule: RuleSpec, reply: Reply) -> str | None:
     return f"the {' and '.join(cannot)} API cannot send a {kind!r} fault"
 
 
-def _merge(defaults: Defaults | None, reply: Reply) -> Reply:
+def _merge(defaults: dict[str, Any] | None, reply: Reply) -> Reply:
+    """The reply with the defaults' keys it does not set (`defaults`: Defaults dumped as set)."""
     if defaults is None:
         return reply
-    base = defaults.model_dump(exclude_unset=True, exclude={"seed"})
+    base = dict(defaults)  # popped below; nested values are copied before they are changed
     own = reply.model_dump(exclude_unset=True)
     if any(k in own for k in BODY_KEYS):
         for k in BODY_KEYS:
@@ -225,31 +310,10 @@ def _merge(defaults: Defaults | None, reply: Reply) -> Reply:
 # -- error reporting -------------------------------------------------------------------
 
 
-def _index_lines(node: yaml.Node, at: PathKey, lines: dict[PathKey, int], dupes: list[Problem], source: str) -> None:
-    lines.setdefault(at, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                dupes.append(Problem(source, key_node.start_mark.line + 1, _dotted((*at, key)), "duplicate key"))
-            seen.add(key)
-            lines[(*at, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*at, key), lines, dupes, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*at, i)] = item.start_mark.line + 1
-            _index_lines(item, (*at, i), lines, dupes, source)
-
-
-def _dotted(at: Iterable[str | int]) -> str:
-    out = ""
-    for part in at:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _line(lines: Mapping[PathKey, int], at: PathKey) -> int | None:
+    """The line of `at`, or of its nearest parent that has one."""
+    if isinstance(lines, LineTree):
+        return lines.nearest(at)
     while True:
         if at in lines:
             return lines[at]
@@ -337,7 +401,7 @@ def _problems(exc: ValidationError, data: Any, source: str, lines: Mapping[PathK
         if at in seen:
             continue  # a union reports once per member; the first says enough
         seen.add(at)
-        out.append(Problem(source, _line(lines, at), _dotted(at), _explain(err, at)))
+        out.append(Problem(source, _line(lines, at), dotted(at), _explain(err, at)))
     return out
 
 

@@ -295,7 +295,7 @@ def test_folder_loads_recursively_in_path_order(tmp_path: Path, serve) -> None:
     assert served.engine.router.rules[0].origin == f"{tmp_path / 'a.yml'}:3"
 
 
-def test_folder_stops_at_the_bad_file(tmp_path: Path) -> None:
+def test_folder_reports_the_bad_file(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("version: 1\nrules:\n  - reply: {content: ok}\n")
     (tmp_path / "b.yaml").write_text("version: 1\nrules:\n  - reply: {content: [1]}\n")
     with pytest.raises(ScenarioError) as info:
