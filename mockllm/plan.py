@@ -54,7 +54,7 @@ def plan(hit: Hit, request: Request, dialect: Dialect, seed: int, scale: float, 
     spec = script.spec
     # Only jitter draws from the timing generator, and seeding one costs more than the rest of a plan.
     rng = derived.rng("timing") if scale and script.schedule.jitter_ms else None
-    fast = dialect.fast(hit, request, derived, rng, scale)
+    fast = dialect.fast(hit, request, derived, rng, scale, state)
     if fast is not None:
         return fast
 

@@ -294,3 +294,43 @@ def test_instructions_are_the_system_text_and_a_chain_is_history() -> None:
     unknown = _post(engine, "/v1/responses", {"model": "m", "input": "x", "previous_response_id": "resp_nope"})
     assert unknown.status == 404
     assert json.loads(unknown.body)["error"]["code"] == "previous_response_not_found"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"content": "Hello! How can I help you today?"},
+        {"content": 'quote " \\ 日本語 😀\n', "usage": {"prompt_tokens": 3}},
+        {"chunks": ["", "a"], "finish_reason": "length", "model": "gpt-x"},
+        {"content": "slow", "timing": {"ttft_ms": 40, "chunk_ms": 5}},
+        {"content": "", "finish_reason": "content_filter", "usage": {"completion_tokens": 9}},
+    ],
+)
+def test_the_compiled_responses_body_is_the_general_paths(reply: dict[str, Any]) -> None:
+    """A text reply to a request of only model and input takes the body compiled at load: the same
+    bytes, headers, delay and stored response as the general path gives."""
+    import dataclasses
+
+    fast, general = Engine(time_scale=1, seed=3), Engine(time_scale=1, seed=3)
+    fast.add({"reply": reply})
+    general.add({"reply": reply})
+    (script,) = general.router.rules[0].replies
+    assert script.compiled["responses"] is not None
+    general.router._rules = [
+        dataclasses.replace(
+            rule,
+            replies=tuple(dataclasses.replace(s, compiled={**s.compiled, "responses": None}) for s in rule.replies),
+        )
+        for rule in general.router._rules
+    ]
+    for model in ("gpt-4o-mini", 'a "model" \\ 日本'):
+        for _ in range(2):
+            body = {"model": model, "input": [{"role": "user", "content": "hi there"}]}
+            a, b = _post(fast, "/v1/responses", body), _post(general, "/v1/responses", body)
+            assert (a.status, a.headers, a.body, a.delay, a.writes) == (b.status, b.headers, b.body, b.delay, b.writes)
+            rid = json.loads(a.body)["id"]
+            assert fast.handle("GET", f"/v1/responses/{rid}", {}, b"").body == a.body
+            assert fast.states["responses"].history(rid) == general.states["responses"].history(rid)
+    # anything beyond model and input, or a stream, takes the general path (nothing compiled is wrong then)
+    extra = _post(fast, "/v1/responses", {"model": "m", "input": "x", "instructions": "be brief"})
+    assert json.loads(extra.body)["instructions"] == "be brief"

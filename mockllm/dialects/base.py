@@ -113,7 +113,7 @@ class Dialect:
         """Compile what this dialect can of a reply once, when it loads (stored in `script.compiled`)."""
 
     def fast(
-        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any
     ) -> Answer | None:
         """A whole answer straight from what `prepare` compiled, or None for the general path."""
         return None

@@ -422,7 +422,7 @@ class ChatDialect(Dialect):
         script.compiled[self.name] = _Compiled(choices, template)
 
     def fast(
-        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any
     ) -> Answer | None:
         script = hit.reply
         template = script.compiled[self.name].template

@@ -11,21 +11,41 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
+from ..answer import Answer
 from ..errors import RequestError
 from ..request import Request, invalid_type, message_text, parse_json_object, stream_flag
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
-from .openai import SERVER_ERROR, Header, azure_error_body, error_body, headers, obfuscation_pool, string
+from .openai import (
+    JSON_HEADERS,
+    SERVER_ERROR,
+    Header,
+    azure_error_body,
+    error_body,
+    headers,
+    json_text,
+    obfuscation_pool,
+    string,
+)
+
+if TYPE_CHECKING:
+    import random
+
+    from ..derive import Derived
+    from ..router import Hit
+    from ..script import Script
 
 __all__ = ["RESPONSES", "ResponseStore", "ResponsesStream"]
 
 _ROLES = ("assistant", "system", "developer", "user")
 _INDENT = orjson.OPT_INDENT_2
+_JSON_TYPE = JSON_HEADERS[0]
 _NO_LOGPROBS = ',"logprobs":[]'
 # finish -> (status, incomplete_details.reason); shared/dialects.md section 7
 _STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("incomplete", "content_filter")}
@@ -33,33 +53,48 @@ _STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("in
 
 class ResponseStore:
     """The responses an engine produced, newest last, at most `limit` of them, each with the
-    conversation it answered (so that a chain's history is that, then the response's output)."""
+    conversation it answered (so that a chain's history is that, then the response's output).
+
+    A response is kept as the body it was sent as (bytes) when there is one, else as the object
+    a stream ended on: keeping bytes costs no copy, and they are parsed only when a chain or a
+    GET asks for them.
+    """
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
-        self._kept: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[bytes | dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
 
-    def put(self, response: dict[str, Any], answered: tuple[dict[str, Any], ...]) -> None:
+    def put(self, response_id: str, response: bytes | dict[str, Any], answered: tuple[dict[str, Any], ...]) -> None:
         kept = self._kept
-        kept[response["id"]] = (response, answered)
+        kept[response_id] = (response, answered)
         if len(kept) > self.limit:
             kept.popitem(last=False)
 
     def get(self, response_id: str) -> dict[str, Any] | None:
         kept = self._kept.get(response_id)
-        return None if kept is None else kept[0]
+        if kept is None:
+            return None
+        return orjson.loads(kept[0]) if isinstance(kept[0], bytes) else kept[0]
+
+    def body(self, response_id: str) -> bytes | None:
+        """The response as GET /v1/responses/{id} sends it (pretty JSON), or None."""
+        kept = self._kept.get(response_id)
+        if kept is None:
+            return None
+        return kept[0] if isinstance(kept[0], bytes) else orjson.dumps(kept[0], option=_INDENT)
 
     def history(self, response_id: str) -> tuple[dict[str, Any], ...] | None:
         """The conversation up to and with that response (its output as input items), or None."""
         kept = self._kept.get(response_id)
         if kept is None:
             return None
-        response, answered = kept
+        response = self.get(response_id)
+        assert response is not None
         said = tuple(
             {"role": "assistant", "content": item["content"]} if item["type"] == "message" else item
             for item in response["output"]
         )
-        return (*answered, *said)
+        return (*kept[1], *said)
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -167,9 +202,14 @@ def _ids(call: Call) -> tuple[str, str, list[str]]:
     derived = call.derived
     return (
         "resp_" + derived.core[:24].hex(),  # the digest every answer makes already
-        "msg_" + derived.hex("message", 24),
+        _message_id(derived),
         ["fc_" + derived.hex(f"function-call-{i}", 24) for i in range(len(call.tools))],
     )
+
+
+def _message_id(derived: Derived) -> str:
+    """`msg_` + 48 hex digits, hashed from the call's digest (no text to format and encode)."""
+    return "msg_" + blake2b(derived.core, digest_size=24, person=b"msg").hexdigest()
 
 
 # The response object's keys in the order real traffic has them (shared/dialects.md section 1),
@@ -295,10 +335,50 @@ def _output(call: Call, message_id: str, call_ids: list[str], status: str) -> li
     return out
 
 
-def _keep(call: Call, response: dict[str, Any]) -> None:
+def _keep(call: Call, response: dict[str, Any], body: bytes | None = None) -> None:
     """Remember the answer (unless `store: false`), with the conversation it answered."""
     if response["store"] is not False:
-        call.state.put(response, call.request.history)
+        call.state.put(response["id"], response if body is None else body, call.request.history)
+
+
+class _Template(NamedTuple):
+    """A text reply's whole body made at load, cut where each answer fills in its own values."""
+
+    parts: tuple[str, ...]  # 7 pieces around: id, created_at, model, message id, input and total tokens
+    completion_tokens: int
+
+
+_SLOTS = tuple(chr(0xE000 + i) for i in range(6))  # private-use characters: no JSON text has them
+
+
+def _template(script: Script) -> _Template | None:
+    """The body of a reply with fixed text and nothing else, for a request that sets only `model`
+    and `input` (the defaults are echoed): None for any other reply."""
+    spec = script.spec
+    if spec.generate is not None or script.tools or script.transcript is not None or spec.error is not None:
+        return None
+    if script.completion_tokens is None or script.content is None:
+        return None
+    status = _STATUS[script.finish_reason][0] if script.finish_reason in _STATUS else "completed"
+    response = _RESPONSE.copy()
+    response["id"], response["created_at"], response["model"] = _SLOTS[0], _SLOTS[1], _SLOTS[2]
+    response["status"] = status
+    if status == "incomplete":
+        response["incomplete_details"] = {"reason": _STATUS[script.finish_reason][1]}
+    response["output"] = [_message(_SLOTS[3], status, [_text_part(script.content)])]
+    response["usage"] = {
+        "input_tokens": _SLOTS[4],
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": script.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": _SLOTS[5],
+    }
+    text = orjson.dumps(response, option=_INDENT).decode()
+    parts = []
+    for slot in _SLOTS:
+        before, text = text.split(f'"{slot}"')
+        parts.append(before)
+    return _Template((*parts, text), script.completion_tokens)
 
 
 # -- streams ----------------------------------------------------------------------------------
@@ -439,12 +519,38 @@ class ResponsesDialect(Dialect):
     def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
         return headers(content_type, request_id, seconds)
 
+    def prepare(self, script: Script) -> None:
+        script.compiled[self.name] = _template(script)
+
+    def fast(
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any
+    ) -> Answer | None:
+        """The usual whole answer (a text reply to a request of only `model` and `input`): the body
+        compiled at load, filled in. tests/test_dialects.py checks it against the general path."""
+        script = hit.reply
+        template = script.compiled[self.name]
+        if template is None or len(request.body) != 2 or request.stream or script.spec.fault is not None:
+            return None
+        delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
+        prompt = script.usage_prompt
+        if prompt is None:
+            prompt = request.prompt_tokens
+        response_id = "resp_" + derived.core[:24].hex()
+        head, created, model, message, usage, total, tail = template.parts
+        body = (
+            f'{head}"{response_id}"{created}{derived.created}{model}{json_text(script.spec.model or request.model)}'
+            f'{message}"{_message_id(derived)}"{usage}{prompt}{total}{prompt + template.completion_tokens}{tail}'
+        ).encode()
+        state.put(response_id, body, request.history)
+        return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
+
     def body(self, call: Call) -> bytes:
         response_id, message_id, call_ids = _ids(call)
         status = _status(call)
         response = _response(call, response_id, status, _output(call, message_id, call_ids, status), _usage(call))
-        _keep(call, response)
-        return orjson.dumps(response, option=_INDENT)
+        body = orjson.dumps(response, option=_INDENT)
+        _keep(call, response, body)
+        return body
 
     def stream(self, call: Call) -> Stream:
         return ResponsesStream(call)
@@ -454,10 +560,10 @@ class ResponsesDialect(Dialect):
 
     def act(self, action: str, params: Mapping[str, str], state: Any) -> tuple[int, bytes]:
         response_id = params["response_id"]
-        kept = state.get(response_id)
-        if kept is None:
+        body = state.body(response_id)
+        if body is None:
             raise RequestError(f"No response found with id '{response_id}'.", status=404)
-        return 200, orjson.dumps(kept, option=_INDENT)
+        return 200, body
 
 
 RESPONSES = ResponsesDialect()
