@@ -51,6 +51,7 @@ class Conn(asyncio.Protocol):
         self.errors = 0
         self.last: Response | None = None
         self.sent_at = 0.0
+        self.active = time.perf_counter()  # the last read: the server's keep-alive clock starts about then
         self._reset()
 
     def _reset(self) -> None:
@@ -74,6 +75,7 @@ class Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
+        self.active = now
         resp = self.resp
         if not resp.first_byte:
             resp.first_byte = now
@@ -198,10 +200,13 @@ class LoadResult:
         return self.events / self.seconds
 
 
-async def reopen(conns: list[Conn], port: int) -> None:
-    """Replace the connections the server closed (uvicorn drops keep-alives idle for 5 s)."""
+async def reopen(conns: list[Conn], port: int, idle: float = 4.0) -> None:
+    """Replace the connections the server closed, and those about to be closed: uvicorn drops
+    keep-alives idle for 5 s, and one dropped as its next request goes out would fail that request."""
+    now = time.perf_counter()
     for i, conn in enumerate(conns):
-        if conn.transport is None or conn.transport.is_closing():
+        if conn.transport is None or conn.transport.is_closing() or now - conn.active > idle:
+            conn.close()
             conns[i] = await connect(port, conn.request, conn.timed)
 
 

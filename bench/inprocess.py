@@ -1,20 +1,25 @@
-"""The servers' per-request work without the network: `python -m bench.inprocess [--requests N] [SERVER...]`.
+"""The servers' per-request work without the network: `python -m bench.inprocess [--requests N] [--api A] [SERVER...]`.
 
 Each server's uvicorn protocol (the floor on uvicorn's stock httptools protocol, mockllm on its own
 one-write protocol, as `python -m bench` runs them) is fed the bench's non-streamed request on a
 fake transport, one request after another on one event loop: no socket, no load generator, no
-other process. What remains is the CPU work per request in Python and C: httptools, uvicorn, the
-app, and for mockllm its engine.
+other process. `--api chat` posts the Chat Completions request to `/v1/chat/completions`,
+`--api responses` the Responses API's (`{"model":...,"input":"Say hello."}`) to `/v1/responses`;
+the default is both, one after the other. What remains is the CPU work per request in Python and C:
+httptools, uvicorn, the app, and for mockllm its engine.
 
 Run it under callgrind to count instructions, which, unlike timings on a shared machine, are the
 same on every run (see bench/README.md):
 
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.inprocess --requests 1000 mockllm
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.inprocess --requests 3000 mockllm
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python -m bench.inprocess --requests 1000 --api chat mockllm
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python -m bench.inprocess --requests 3000 --api chat mockllm
 
-and divide the difference of the two totals by 2000 (that cancels start-up). The ratio floor / mockllm
-of those counts tracked the non-streamed ratio of `python -m bench` within about 0.05, on either side
-of it (cache misses, which the count does not see, weigh differently on the two servers).
+and divide the difference of the two totals by 2000 (that cancels start-up); one server and one API per
+run, so that the difference is theirs alone. The ratio floor / mockllm of those counts tends to
+stand above `python -m bench`'s ratio: the count does not see cache misses, which mockllm's longer
+path has more of (bench/README.md gives the gap as measured).
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from mockllm.protocol import OneWriteProtocol
 from mockllm.server import uvicorn_config
 
 from .client import request_bytes
-from .servers import JSON_REQUEST, engine, floor_app
+from .servers import JSON_REQUEST, RESPONSES_REQUEST, engine, floor_app
 
 SERVERS = ("floor", "floor-onewrite", "mockllm")
+APIS = {"chat": ("/v1/chat/completions", JSON_REQUEST), "responses": ("/v1/responses", RESPONSES_REQUEST)}
 
 
 class _Transport:
@@ -62,7 +68,7 @@ class _Transport:
         pass
 
 
-async def per_request(server: str, requests: int, warm_up: int = 500) -> float:
+async def per_request(server: str, requests: int, api: str = "chat", warm_up: int = 500) -> float:
     """Seconds per request, `requests` of them after `warm_up`, all on one keep-alive connection."""
     if server == "mockllm":
         app: Any = create_app(engine("throughput"))
@@ -76,7 +82,7 @@ async def per_request(server: str, requests: int, warm_up: int = 500) -> float:
     )
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
-    request = request_bytes("/v1/chat/completions", JSON_REQUEST, 8000)
+    request = request_bytes(*APIS[api], 8000)
 
     async def exchange() -> None:
         transport.written.clear()
@@ -87,7 +93,7 @@ async def per_request(server: str, requests: int, warm_up: int = 500) -> float:
     for _ in range(warm_up):
         await exchange()
     if not transport.written[0].startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"{server}: unexpected answer {transport.written[0][:60]!r}")
+        raise RuntimeError(f"{server} ({api}): unexpected answer {transport.written[0][:60]!r}")
     started = time.perf_counter()
     for _ in range(requests):
         await exchange()
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.inprocess", description=__doc__.split("\n\n")[0])
     parser.add_argument("servers", nargs="*", metavar="SERVER", help=f"any of {', '.join(SERVERS)} (default: all)")
     parser.add_argument("--requests", type=int, default=20_000, help="measured requests per server (default 20000)")
+    parser.add_argument("--api", choices=APIS, action="append", help="chat or responses (repeatable; default: both)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.servers if s not in SERVERS]
     if unknown:
@@ -108,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         run: Any = asyncio.run
     else:
         run = uvloop.run
-    for server in args.servers or SERVERS:
-        print(f"{server:<16}{run(per_request(server, args.requests)) * 1e6:8.2f} us/request")
+    for api in args.api or APIS:
+        for server in args.servers or SERVERS:
+            print(f"{server:<16}{api:<11}{run(per_request(server, args.requests, api)) * 1e6:8.2f} us/request")
 
 
 if __name__ == "__main__":

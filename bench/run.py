@@ -17,9 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .client import Conn, connect, load, reopen, request_bytes, timed_streams
-from .servers import JSON_REQUEST, STREAM_REQUEST, stream_request
+from .report import (
+    FLOOR,
+    MOCK,
+    ONE_WRITE,
+    SAME_HEADERS,
+    Compared,
+    Fidelity,
+    Round,
+    Ttfb,
+    report_fidelity,
+    report_throughput,
+    report_ttfb,
+)
+from .servers import JSON_REQUEST, RESPONSES_REQUEST, RESPONSES_STREAM_REQUEST, STREAM_REQUEST, stream_request
 
 ROOT = Path(__file__).resolve().parent.parent
+API_CHOICES = ("chat", "responses")  # Chat Completions, the Responses API
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -64,22 +78,14 @@ def serving(name: str, kind: str, *extra: str) -> Iterator[Child]:
 # -- measurements ------------------------------------------------------------------------
 
 
-@dataclass
-class Round:
-    rate: float  # requests/s or events/s
-    cpu: float | None  # server CPU seconds per wall second
-    per_cpu: float | None  # rate per server CPU second
-    client_cpu: float  # the load generator's CPU seconds per wall second
-
-
-async def _round(child: Child, conns: list[Conn], seconds: float, events: bool) -> Round:
+async def _round(child: Child, conns: list[Conn], seconds: float, events: bool, label: str = "") -> Round:
     await reopen(conns, child.port)
     cpu0, mine0 = child.cpu(), time.process_time()
     result = await load(conns, seconds)
     cpu1, mine1 = child.cpu(), time.process_time()
     mine = (mine1 - mine0) / result.seconds
     if result.errors:
-        raise RuntimeError(f"{child.name}: {result.errors} connection(s) failed")
+        raise RuntimeError(f"{child.name}: {result.errors} connection(s) failed ({label})")
     count = result.events if events else result.requests
     rate = count / result.seconds
     if cpu0 is None or cpu1 is None or cpu1 == cpu0:
@@ -88,40 +94,36 @@ async def _round(child: Child, conns: list[Conn], seconds: float, events: bool) 
     return Round(rate, used / result.seconds, count / used, mine)
 
 
-FLOOR, SAME_HEADERS, ONE_WRITE, MOCK = "floor", "floor-headers", "floor-onewrite", "mockllm"
+def _modes(args: argparse.Namespace) -> list[tuple[str, str, str, bool, bytes, str]]:
+    """(label, unit, api, streamed, request body, path) of each throughput load, for the APIs asked."""
+    streamed = f"streamed, {args.stream_chunks} chunks"
+    modes = {
+        "chat": [
+            ("chat non-streamed", "req/s", "chat", False, JSON_REQUEST, "/v1/chat/completions"),
+            (f"chat {streamed}", "events/s", "chat", True, STREAM_REQUEST, "/v1/chat/completions"),
+        ],
+        "responses": [
+            ("responses non-streamed", "req/s", "responses", False, RESPONSES_REQUEST, "/v1/responses"),
+            (f"responses {streamed}", "events/s", "responses", True, RESPONSES_STREAM_REQUEST, "/v1/responses"),
+        ],
+    }
+    return [mode for api in API_CHOICES if api in args.api for mode in modes[api]]
 
 
-@dataclass
-class Compared:
-    """One load (non-streamed or streamed) on each server, rounds alternating."""
-
-    label: str
-    unit: str
-    rounds: dict[str, list[Round]]
-
-    def median(self, server: str, key: str = "rate") -> float | None:
-        values = [v for v in (getattr(r, key) for r in self.rounds[server]) if v is not None]
-        return statistics.median(values) if values else None
-
-    def paired(self, floor: str = FLOOR, key: str = "rate") -> list[float]:
-        """mockllm / floor of each round: the two ran back to back, so a slow spell of the machine
-        hits both alike (this machine's speed drifts by 2x within a minute)."""
-        pairs = zip(self.rounds[floor], self.rounds[MOCK], strict=True)
-        values = [(getattr(m, key), getattr(f, key)) for f, m in pairs]
-        return [m / f for m, f in values if m is not None and f]
-
-    def ratio(self, floor: str = FLOOR, key: str = "rate") -> float | None:
-        """The median of the rounds' ratios."""
-        ratios = self.paired(floor, key)
-        return statistics.median(ratios) if ratios else None
-
-    def spread(self, floor: str = FLOOR) -> tuple[float, float]:
-        """The quartiles of the rounds' ratios (the middle half of them lies between)."""
-        ratios = self.paired(floor)
-        if len(ratios) < 2:
-            return ratios[0], ratios[0]
-        low, _, high = statistics.quantiles(ratios, n=4)
-        return low, high
+def _check(label: str, pool: dict[str, list[Conn]], streamed: bool) -> tuple[int, int]:
+    """After the warm-up: every server answered 200, the streams had as many events on every
+    server (the floors replay mockllm's own); (events, body bytes) of mockllm's last answer."""
+    seen = {}
+    for name, conns in pool.items():
+        last = [c.last for c in conns if c.last is not None]
+        statuses = {r.status for r in last}
+        if statuses != {200}:
+            raise RuntimeError(f"{label}: {name} answered {sorted(statuses)}, not 200")
+        seen[name] = {r.events for r in last} if streamed else {0}
+    if len({frozenset(v) for v in seen.values()}) != 1:
+        raise RuntimeError(f"{label}: events per stream differ between the servers: {seen}")
+    mine = next(c.last for c in pool[MOCK] if c.last is not None)
+    return mine.events, mine.body_bytes
 
 
 async def throughput(args: argparse.Namespace) -> list[Compared]:
@@ -134,37 +136,26 @@ async def throughput(args: argparse.Namespace) -> list[Compared]:
         serving(MOCK, "mockllm", *chunks) as mock,
     ):
         servers = (floor, same_headers, one_write, mock)
-        modes = [
-            ("non-streamed", "req/s", False, JSON_REQUEST),
-            (f"streamed, {args.stream_chunks} chunks", "events/s", True, STREAM_REQUEST),
-        ]
-        for label, unit, events, body in modes:
+        for label, unit, api, events, body, api_path in _modes(args):
             pool: dict[str, list[Conn]] = {}
             for child in servers:
                 # The floors route on the path (they never read the body); mockllm reads it.
-                path = "/stream/v1/chat/completions" if events and child is not mock else "/v1/chat/completions"
+                path = "/stream" + api_path if events and child is not mock else api_path
                 request = request_bytes(path, body, child.port)
                 pool[child.name] = [await connect(child.port, request) for _ in range(args.concurrency)]
             for child in servers:  # warm-up: allocators, caches, socket buffers
-                await _round(child, pool[child.name], args.warmup, events)
+                await _round(child, pool[child.name], args.warmup, events, label)
+            per_answer = _check(label, pool, events)
             rounds: dict[str, list[Round]] = {child.name: [] for child in servers}
             order = (floor, mock, same_headers, one_write)  # the floor and mockllm always back to back
             for i in range(args.rounds):
                 for child in order if i % 2 == 0 else order[::-1]:
-                    rounds[child.name].append(await _round(child, pool[child.name], args.seconds, events))
+                    rounds[child.name].append(await _round(child, pool[child.name], args.seconds, events, label))
             for conns in pool.values():
                 for conn in conns:
                     conn.close()
-            out.append(Compared(label, unit, rounds))
+            out.append(Compared(label, unit, rounds, api, *per_answer))
     return out
-
-
-@dataclass
-class Ttfb:
-    chunks: int
-    first_byte: float
-    first_event: float
-    total: float
 
 
 async def first_byte(args: argparse.Namespace) -> list[Ttfb]:
@@ -183,22 +174,6 @@ async def first_byte(args: argparse.Namespace) -> list[Ttfb]:
             samples = samples[1:]
             out.append(Ttfb(chunks, *(statistics.median(s[i] for s in samples) for i in range(3))))
     return out
-
-
-@dataclass
-class Fidelity:
-    server: str
-    streams: int
-    runs: int
-    first: float  # median latency of the first content chunk after the request was sent
-    drift_median: float  # last content chunk: actual - scheduled, from the request's send time
-    drift_max: float
-    span: float  # median of (last - first content chunk) - scheduled span: drift with the start latency taken out
-    gap_p50: float  # |actual gap - scheduled gap|, all gaps of all streams
-    gap_p99: float
-    gap_p99_late: float  # the same, over the gaps after each stream's 5th chunk (past the start-up burst)
-    gap_max: float
-    cpu: float | None  # server CPU seconds per wall second while the streams ran
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -273,114 +248,20 @@ async def fidelity(args: argparse.Namespace) -> list[Fidelity]:
     return out
 
 
-# -- report ----------------------------------------------------------------------------
-
-
-def _fmt(value: float | None, spec: str = ",.0f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f}"
-
-
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
-def report_throughput(results: list[Compared], args: argparse.Namespace) -> None:
-    print(
-        f"\nThroughput: uvicorn + uvloop + httptools for all, {args.concurrency} keep-alive connections, "
-        f"{args.rounds} rounds x {args.seconds:g} s, rates are medians"
-    )
-    print(
-        "  floor = minimal starlette app, precomputed body (content-type only), on uvicorn's stock protocol;"
-        " floor+h = same,\n  with mockllm's headers; floor 1w = the floor on mockllm's one-write protocol"
-        " (mockllm runs on it)"
-    )
-    print(
-        f"  {'':<28}{'floor':>10}{'floor+h':>10}{'floor 1w':>10}{'mockllm':>10}{'ratio':>7}{'quartiles':>11}"
-        f"{'per CPU-s':>11}{'vs floor+h':>12}{'vs 1w':>7}{'srv CPU f/m':>13}{'gen CPU':>9}  target"
-    )
-    for c in results:
-        lo, hi = c.spread()
-        ratio = c.ratio()
-        print(
-            f"  {c.label + ' ' + c.unit:<28}{_fmt(c.median(FLOOR)):>10}{_fmt(c.median(SAME_HEADERS)):>10}"
-            f"{_fmt(c.median(ONE_WRITE)):>10}{_fmt(c.median(MOCK)):>10}{_fmt(ratio, '.2f'):>7}"
-            f"{f'{lo:.2f}-{hi:.2f}':>11}"
-            f"{_fmt(c.ratio(key='per_cpu'), '.2f'):>11}{_fmt(c.ratio(SAME_HEADERS), '.2f'):>12}"
-            f"{_fmt(c.ratio(ONE_WRITE), '.2f'):>7}"
-            f"{_fmt(c.median(FLOOR, 'cpu'), '.0%') + '/' + _fmt(c.median(MOCK, 'cpu'), '.0%'):>13}"
-            f"{_fmt(c.median(MOCK, 'client_cpu'), '.0%'):>9}"
-            f"  ratio >= 0.80 {_verdict(ratio is not None and ratio >= 0.8)}"
-        )
-    print(
-        "  ratio = median over the rounds of mockllm / floor, each round measuring the two back to back;"
-        " quartiles = of\n  those ratios; per CPU-s = the same per second of server CPU; vs floor+h, vs 1w = the same"
-        " against the other floors;\n  srv CPU = floor's/mockllm's server process,"
-        " gen CPU = the load generator (when mockllm is measured)"
-    )
-
-
-def report_ttfb(results: list[Ttfb]) -> None:
-    print("\nFirst byte of a stream (mockllm, time scale 0, one connection, median, ms from the request's send)")
-    print(f"  {'reply':<22}{'first byte':>12}{'first event':>13}{'whole stream':>14}")
-    for t in results:
-        label = f"{t.chunks:,} chunks"
-        print(f"  {label:<22}{_ms(t.first_byte):>12}{_ms(t.first_event):>13}{_ms(t.total):>14}")
-    short, long = results[0], results[-1]
-    ok = long.first_event < short.first_event + 0.005  # does not grow with the reply's length
-    more = _ms(long.first_event - short.first_event)
-    print(
-        f"  the first event of a {long.chunks:,}-chunk reply waits {more} ms more than a {short.chunks}-chunk"
-        f" one's: {_verdict(ok)}"
-    )
-
-
-def report_fidelity(results: list[Fidelity], args: argparse.Namespace) -> None:
-    n, gap = args.timed_chunks, args.gap_ms
-    print(
-        f"\nTiming fidelity: {n} chunks every {gap:g} ms (ttft 0, no jitter, time scale 1),"
-        " as a loopback client sees it"
-    )
-    print(
-        f"  drift = arrival of the last content chunk - request send - {(n - 1) * gap / 1000:g} s (its scheduled"
-        " offset); gap error = |actual gap - scheduled gap|"
-    )
-    print(
-        f"  {'server':<13}{'streams':>8}{'runs':>6}{'1st chunk':>11}{'drift med':>11}{'drift max':>11}"
-        f"{'span':>8}{'gap p50':>9}{'gap p99':>9}{'p99 >5th':>9}{'gap max':>9}{'srv CPU':>9}  target (ms)"
-    )
-    for f in results:
-        if f.server == "mockllm":
-            if f.streams == 1:
-                ok = abs(f.drift_max) < 0.002 and f.gap_p99 < 0.002
-                target = f"drift<2, p99<2 {_verdict(ok)}"
-            else:
-                target = f"p99<5 {_verdict(f.gap_p99 < 0.005)}"
-        else:
-            target = "(comparison)"
-        print(
-            f"  {f.server:<13}{f.streams:>8}{f.runs:>6}{_ms(f.first):>11}{_ms(f.drift_median):>11}"
-            f"{_ms(f.drift_max):>11}{_ms(f.span):>8}{_ms(f.gap_p50):>9}{_ms(f.gap_p99):>9}{_ms(f.gap_p99_late):>9}{_ms(f.gap_max):>9}"
-            f"{_fmt(f.cpu, '.0%'):>9}  {target}"
-        )
-    print(
-        "  (ms; 1st chunk = its latency from the request's send; drift max = the largest |drift| of all streams and"
-        " runs;\n  span = last - first content chunk - the scheduled span, median: the drift without the start latency;"
-        "\n  p99 >5th = gap error p99 without each stream's first 5 gaps, when 100 requests arriving at once compete)"
-    )
-
-
 # -- main ----------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run (well under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
     parts = ["throughput", "ttfb", "timing"]
     parser.add_argument("--only", choices=parts, action="append", help="run only this part (repeatable)")
+    parser.add_argument(
+        "--api",
+        choices=API_CHOICES,
+        action="append",
+        help="the APIs the throughput part measures (repeatable; default: chat and responses)",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="connections per server (default 32)")
     parser.add_argument("--rounds", type=int, help="measured rounds per server (default 15, quick 3)")
     parser.add_argument("--seconds", type=float, help="seconds per round (default 0.8, quick 0.5)")
@@ -396,6 +277,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.ttfb_runs = 3 if args.quick else 9
     args.timing_runs = 1 if args.quick else 3
     args.only = set(args.only or parts)
+    args.api = set(args.api or API_CHOICES)
     return args
 
 

@@ -3,7 +3,8 @@
 - `mockllm`: mockllm itself, started as `mockllm serve` starts it (`mockllm.server.run`: `create_app`,
   `uvicorn_config`), with one of the bench scenarios (`--scenario throughput|ttfb|timed`).
 - `floor`: the least a starlette app can do to answer the same requests: a precomputed JSON body, or
-  a StreamingResponse of precomputed `data: ...` events. The bytes are mockllm's own (built once at
+  a StreamingResponse of precomputed SSE events (chat's `data: ...`, the Responses API's
+  `event: ...` + `data: ...`), one chunk per event. The bytes are mockllm's own (built once at
   start-up), so the servers send the same payloads; only the work per request differs.
 - `floor-headers`: the same, also sending mockllm's response headers.
 - `floor-onewrite`: the floor on mockllm's own HTTP protocol (`mockllm.protocol`, a whole answer in
@@ -50,6 +51,11 @@ STREAM_REQUEST = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}], "stream": True},
     separators=(",", ":"),
 ).encode()
+# The Responses API's (`POST /v1/responses`), as openai-python's `client.responses.create` sends it.
+RESPONSES_REQUEST = json.dumps({"model": "gpt-4o-mini", "input": "Say hello."}, separators=(",", ":")).encode()
+RESPONSES_STREAM_REQUEST = json.dumps(
+    {"model": "gpt-4o-mini", "input": "Say hello.", "stream": True}, separators=(",", ":")
+).encode()
 SHORT_CONTENT = "Hello! How can I help you today?"
 WORDS = (" the", " quick", " brown", " fox", " jumps", " over", " a", " lazy", " dog", ",")
 
@@ -66,6 +72,8 @@ def chunks(n: int) -> list[str]:
 def scenario(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms: float = 10.0) -> dict[str, Any]:
     """The rules of each bench server: `throughput`, `ttfb` (time scale 0) or `timed` (time scale 1)."""
     if kind == "throughput":
+        # No `match.endpoint`: each rule answers chat and the Responses API alike (the same reply in
+        # either API's shape), and the chat scenario stays what it was before the Responses API.
         rules: list[dict[str, Any]] = [
             {"name": "stream", "match": {"stream": True}, "reply": {"chunks": chunks(stream_chunks)}},
             {"name": "short", "match": {"stream": False}, "reply": {"content": SHORT_CONTENT}},
@@ -90,23 +98,51 @@ def engine(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms:
 
 
 class Payloads(NamedTuple):
-    """mockllm's own answers to the bench requests, to replay verbatim."""
+    """mockllm's own answer to one bench request (non-streamed and streamed), to replay verbatim."""
 
-    body: bytes  # the non-streamed chat.completion
+    body: bytes  # the non-streamed body (chat.completion, or the Responses API's response object)
     body_headers: dict[str, str]  # its headers, but content-type
-    events: list[bytes]  # the stream's writes: role, contents, finish, [DONE]
+    events: list[bytes]  # the stream's SSE events, each with its blank line (chat: role, contents, finish, [DONE])
     stream_headers: dict[str, str]
 
 
-def mockllm_payloads(stream_chunks: int) -> Payloads:
-    eng = engine("throughput", stream_chunks)
-    plain, streamed = eng.chat(JSON_REQUEST, {}), eng.chat(STREAM_REQUEST, {})
-    assert streamed.writes is not None
+def sse_events(data: bytes) -> list[bytes]:
+    """A stream's bytes cut into its SSE events, each ending with its blank line."""
+    parts = data.split(b"\n\n")
+    if parts[-1]:
+        raise ValueError(f"the stream does not end with a blank line: {data[-60:]!r}")
+    return [part + b"\n\n" for part in parts[:-1]]
+
+
+def _payloads(plain: Any, streamed: Any) -> Payloads:
+    """From two of mockllm's Answers (`mockllm.plan.Answer`)."""
+    if plain.status != 200 or streamed.status != 200 or streamed.writes is None:
+        raise RuntimeError(
+            f"mockllm answered the bench request with {plain.status} / {streamed.status}: {plain.body!r}"
+        )
     others = (
         [(k.decode(), v.decode()) for k, v in plain.headers if k != b"content-type"],
         [(k.decode(), v.decode()) for k, v in streamed.headers if k != b"content-type"],
     )
-    return Payloads(plain.body, dict(others[0]), [w.data for w in streamed.writes], dict(others[1]))
+    events = sse_events(b"".join(w.data for w in streamed.writes))
+    return Payloads(plain.body, dict(others[0]), events, dict(others[1]))
+
+
+def mockllm_payloads(stream_chunks: int) -> Payloads:
+    """Chat Completions."""
+    eng = engine("throughput", stream_chunks)
+    return _payloads(eng.chat(JSON_REQUEST, {}), eng.chat(STREAM_REQUEST, {}))
+
+
+def responses_payloads(stream_chunks: int) -> Payloads | None:
+    """The Responses API; None when this mockllm has no `Engine.handle` (it predates the API)."""
+    eng = engine("throughput", stream_chunks)
+    if not hasattr(eng, "handle"):
+        return None
+    path = "/v1/responses"
+    return _payloads(
+        eng.handle("POST", path, {}, RESPONSES_REQUEST), eng.handle("POST", path, {}, RESPONSES_STREAM_REQUEST)
+    )
 
 
 def floor_app(stream_chunks: int, same_headers: bool = False) -> Starlette:
@@ -115,28 +151,40 @@ def floor_app(stream_chunks: int, same_headers: bool = False) -> Starlette:
     With `same_headers`, it also sends mockllm's response headers (x-request-id, rate limits...),
     which uvicorn's header handling makes cost ~10% of a short answer on its own.
     """
-    p = mockllm_payloads(stream_chunks)
-    body_headers = p.body_headers if same_headers else None
-    stream_headers = p.stream_headers if same_headers else None
-    events = p.events
+    routes = []
+    # Routed on the path, so it need not read the body to tell a stream from a JSON answer.
+    for path, p in (
+        ("/v1/chat/completions", mockllm_payloads(stream_chunks)),
+        ("/v1/responses", responses_payloads(stream_chunks)),
+    ):
+        if p is not None:
+            routes += [
+                Route(path, _json_endpoint(p, same_headers), methods=["POST"]),
+                Route("/stream" + path, _stream_endpoint(p, same_headers), methods=["POST"]),
+            ]
+    return Starlette(routes=routes)
 
-    async def chat(request: Request) -> Response:
-        return Response(p.body, media_type="application/json", headers=body_headers)
+
+def _json_endpoint(p: Payloads, same_headers: bool) -> Any:
+    body, headers = p.body, p.body_headers if same_headers else None
+
+    async def answer(request: Request) -> Response:
+        return Response(body, media_type="application/json", headers=headers)
+
+    return answer
+
+
+def _stream_endpoint(p: Payloads, same_headers: bool) -> Any:
+    events, headers = p.events, p.stream_headers if same_headers else None
 
     async def replay() -> AsyncIterator[bytes]:
         for event in events:
             yield event
 
     async def stream(request: Request) -> Response:
-        return StreamingResponse(replay(), media_type="text/event-stream; charset=utf-8", headers=stream_headers)
+        return StreamingResponse(replay(), media_type="text/event-stream; charset=utf-8", headers=headers)
 
-    # Routed on the path, so it need not read the body to tell a stream from a JSON answer.
-    return Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
-            Route("/stream/v1/chat/completions", stream, methods=["POST"]),
-        ]
-    )
+    return stream
 
 
 def naive_app(timed_chunks: int, gap_ms: float) -> Starlette:
