@@ -32,31 +32,39 @@ class Aborted(Exception):
 
 
 class _QuietAborts(logging.Filter):
-    """Keep planned connection drops out of uvicorn's error log."""
+    """Keep planned connection drops out of uvicorn's error log, and the streams a shutdown cancels
+    (past its grace): neither is a failure, and a traceback per stream would bury what is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, Aborted)
+        return not isinstance(exc, Aborted | asyncio.CancelledError)
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietAborts())
 
 
-def _error(status: int, message: str, code: str | None = None) -> Response:
-    body = error_body(message, "invalid_request_error", None, code)
-    return Response(body, status, media_type="application/json")
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return value
+    return None
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
+async def _read_rest(first: bytes, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, after its `first` part, or None as soon as it is over `limit` bytes (a chunked
+    body, whose length no header declared): then no more of it is read, and the connection closes."""
+    chunks = [first]
+    size = len(first)
+    while size <= limit:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        part = message.get("body", b"")
+        chunks.append(part)
+        size += len(part)
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+    return None if size > limit else b"".join(chunks)
 
 
 class RequestHeaders(Mapping[str, str]):
@@ -204,21 +212,39 @@ class _Routes:
         send: Send,
     ) -> None:
         start = asyncio.get_running_loop().time()
+        # A body over the limit is refused unread and unparsed, in the route's envelope: by its declared
+        # length before a byte of it is read (a client that waits for `100 Continue` sends none), and
+        # a chunked one as soon as its parts pass the limit.
+        limit = (engine or self.engine).max_body_size
+        headers = scope["headers"]
+        # Every request pays for this check, so it is cut short: httpx (the SDKs' client) sends the
+        # length last, and one of 6 digits or fewer is under any limit of a million bytes or more.
+        last = headers[-1] if headers else (b"", b"")
+        declared = last[1] if last[0] == b"content-length" else _content_length(headers)
+        if (
+            declared is not None
+            and (len(declared) > 6 or limit < 1_000_000)
+            and declared.isdigit()  # else the server refused it before the app (httptools checks it)
+            and int(declared) > limit
+        ):
+            await self._refuse_body(engine, methods, scope, int(declared), send)
+            return
         message = await receive()  # the whole body, for a short request
         body = message.get("body", b"") if message["type"] == "http.request" else b""
-        if message.get("more_body", False):
-            body += await _read_body(receive)
+        if message.get("more_body", False):  # (a whole body over the limit: Engine.serve refuses it)
+            rest = await _read_rest(body, receive, limit)
+            if rest is None:
+                await self._refuse_body(engine, methods, scope, None, send)
+                return
+            body = rest
         if engine is None:
-            await _error(404, f"Unknown mockllm namespace in {scope['path']}", "unknown_namespace")(
-                scope, receive, send
-            )
+            unknown = f"Unknown mockllm namespace in {scope['path']}: no test or engine is served there."
+            await _send_whole(self.engine.not_found(scope["method"], scope["path"], unknown, "unknown_namespace"), send)
             return
         try:
-            answer = engine.serve(
-                methods, params, scope["method"], scope["path"], RequestHeaders(scope["headers"]), body
-            )
+            answer = engine.serve(methods, params, scope["method"], scope["path"], RequestHeaders(headers), body)
         except Exception as exc:  # a mockllm bug: answer with the 500 envelope, and let the server log it
-            await (await _crash(Request(scope), exc))(scope, receive, send)
+            await self.crash(Request(scope), exc)(scope, receive, send)
             raise
         if answer.writes is None and not answer.delay and not answer.abort:
             # The usual answer, whole and at once: sent here rather than through send_answer's frame.
@@ -227,6 +253,44 @@ class _Routes:
             await send(body_message)
             return
         await send_answer(answer, receive, send, start)
+
+    async def _refuse_body(
+        self, engine: Engine | None, methods: Methods, scope: Scope, size: int | None, send: Send
+    ) -> None:
+        headers = RequestHeaders(scope["headers"])
+        await _send_whole(
+            (engine or self.engine).too_large(methods, scope["method"], scope["path"], size, headers), send
+        )
+
+    def response(self, answer: Answer) -> Response:
+        """A starlette Response of a whole Answer (for starlette's exception handlers)."""
+        response = Response(answer.body, answer.status)
+        response.raw_headers = [*answer.headers, (b"content-length", b"%d" % len(answer.body))]
+        return response
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's 404 (a path no route serves) and 405, as the engine answers them in-process."""
+        assert isinstance(exc, HTTPException)
+        method, path = request.method, request.url.path
+        if exc.status_code == 405:
+            found = resolve(path)
+            if found is not None:
+                return self.response(self.engine.not_allowed(found[0], method, path))
+            allow = (exc.headers or {}).get("Allow", "")
+            message = f"Method {method} not allowed on {path}; it takes {allow}."
+            body = error_body(message, "invalid_request_error", None, "method_not_allowed")
+            return self.response(self.engine.json_answer(405, body, [("allow", allow)]))
+        if exc.status_code == 404:
+            return self.response(self.engine.not_found(method, path))
+        body = error_body(f"{exc.detail} ({method} {path})", "invalid_request_error")
+        return self.response(self.engine.json_answer(exc.status_code, body))
+
+    def crash(self, request: Request, exc: Exception) -> Response:
+        message = f"mockllm internal error: {type(exc).__name__}: {exc}"
+        return self.response(self.engine.json_answer(500, error_body(message, "server_error", None, "mockllm_bug")))
+
+    async def crashed(self, request: Request, exc: Exception) -> Response:
+        return self.crash(request, exc)
 
     def endpoint(self, methods: Methods) -> _Endpoint:
         """The raw ASGI app of starlette's route for `methods` (where the fast path does not go)."""
@@ -247,16 +311,10 @@ class _Endpoint:
         await self.routes.handle(engine, self.methods, params, scope, receive, send)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        return _error(405, f"Method {request.method} not allowed on {request.url.path}.", "method_not_allowed")
-    return _error(exc.status_code, f"Invalid URL ({request.method} {request.url.path})")
-
-
-async def _crash(request: Request, exc: Exception) -> Response:
-    body = error_body(f"mockllm internal error: {type(exc).__name__}: {exc}", "server_error", None, "mockllm_bug")
-    return Response(body, 500, media_type="application/json")
+async def _send_whole(answer: Answer, send: Send) -> None:
+    start_message, body_message = _whole(answer)
+    await send(start_message)
+    await send(body_message)
 
 
 class _App(Starlette):
@@ -304,4 +362,5 @@ def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = 
         endpoint = routes_of.endpoint(methods)
         routes.append(Route(path, endpoint, methods=list(methods)))
         routes.append(Route("/ns/{ns}" + path, endpoint, methods=list(methods)))
-    return _App(routes_of, routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})
+    handlers = {HTTPException: routes_of.http_error, Exception: routes_of.crashed}
+    return _App(routes_of, routes=routes, exception_handlers=handlers)

@@ -1,18 +1,22 @@
-"""The command line: `mockllm serve`, `mockllm validate`."""
+"""The command line: `mockllm serve`, `mockllm validate`, `mockllm --version`."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine import Engine
+from . import __version__
+from .engine import DEFAULT_MAX_BODY_SIZE, Engine
 from .errors import ScenarioError
 from .loader import bundled_scenarios, load
+from .server import DEFAULT_SHUTDOWN_GRACE, listen, run
 
-__all__ = ["main"]
+__all__ = ["base_url", "exposure_warning", "main"]
 
 
 def _non_negative(kind: type[int] | type[float]) -> Callable[[str], Any]:
@@ -36,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="mockllm",
         description="A deterministic fake of an OpenAI-compatible LLM provider.",
     )
+    parser.add_argument("--version", action="version", version=f"mockllm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="serve scenarios as a local OpenAI-compatible endpoint")
     serve.add_argument(
@@ -63,9 +68,27 @@ def _parser() -> argparse.ArgumentParser:
         help="how many of the latest requests the engine keeps in its journal (default: 0; nothing outside "
         "the process reads it, and keeping requests costs memory and speed)",
     )
+    serve.add_argument(
+        "--max-body-size",
+        type=_non_negative(int),
+        default=DEFAULT_MAX_BODY_SIZE,
+        metavar="BYTES",
+        help=f"refuse longer request bodies with 413, unread (default: {DEFAULT_MAX_BODY_SIZE}, 32 MiB)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=_non_negative(float),
+        default=DEFAULT_SHUTDOWN_GRACE,
+        metavar="S",
+        help="at SIGTERM or Ctrl-C, seconds the answers in flight may take to end before they are cut; "
+        f"a second signal exits at once (default: {DEFAULT_SHUTDOWN_GRACE:g})",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs speed)")
-    validate = sub.add_parser("validate", help="check scenario files; exit 1 at the first bad one")
+    validate = sub.add_parser(
+        "validate", help="check scenario files and folders: report every problem of each, exit 1 if any"
+    )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    sub.add_parser("schema", help="print the JSON Schema of scenario files (for YAML editors: completion and checks)")
     return parser
 
 
@@ -73,26 +96,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.paths)
+    if args.command == "schema":
+        from .schema import main as schema
+
+        return schema([])
     return _serve(args)
 
 
 def _validate(paths: list[Path]) -> int:
+    """Each path on its own, so one bad file does not hide the problems of the next."""
+    bad = 0
     for path in paths:
         try:
             scenarios = load(path)
         except ScenarioError as exc:
             print(exc, file=sys.stderr)
-            return 1
+            bad += 1
+            continue
         for scenario in scenarios:
             print(f"ok {scenario.source}: {len(scenario.rules)} rule(s)")
-    return 0
+    if bad and len(paths) > 1:
+        print(f"mockllm: {bad} of {len(paths)} paths have problems (listed above)", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import listen, run
+    try:
+        return _serve_until_stopped(args)
+    except KeyboardInterrupt:  # Ctrl-C before the server listens (say, while a large file loads)
+        return 130
 
+
+def _serve_until_stopped(args: argparse.Namespace) -> int:
     paths: list[Path] = args.scenarios or [bundled_scenarios()]
-    engine = Engine(seed=args.seed, time_scale=args.time_scale, journal_limit=args.journal_size)
+    engine = Engine(
+        seed=args.seed, time_scale=args.time_scale, journal_limit=args.journal_size, max_body_size=args.max_body_size
+    )
     try:
         for path in paths:
             engine.load(path)
@@ -104,12 +143,50 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mockllm: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    port = sock.getsockname()[1]
+    host, port = sock.getsockname()[:2]
     where = ", ".join(str(p) for p in paths)
     print(f"mockllm: {len(engine.router.rules)} rule(s) from {where}", file=sys.stderr)
-    print(f"mockllm: OPENAI_BASE_URL=http://{args.host}:{port}/v1", file=sys.stderr)
-    try:
-        run(engine, sock, access_log=args.access_log)
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C: no traceback for that
-        return 130
+    warning = exposure_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(f"mockllm: OPENAI_BASE_URL={base_url(host, port)}", file=sys.stderr)
+    run(engine, sock, access_log=args.access_log, shutdown_grace=args.shutdown_grace)
     return 0
+
+
+def base_url(host: str, port: int) -> str:
+    """The /v1 URL of a server bound to `host` (an address)."""
+    return f"http://{_host_port(host, port)}/v1"
+
+
+def _host_port(host: str, port: int) -> str:
+    """`host:port`, an IPv6 address in brackets as URLs want it (`[::1]:8000`, not `::1:8000`)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """One line for a bound address beyond loopback, saying who can reach what, and how to restrict it."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) is no part of it
+    except ValueError:
+        return None  # the bound address, from the socket: always an address
+    mapped = getattr(address, "ipv4_mapped", None)
+    if address.is_loopback or (mapped is not None and mapped.is_loopback):
+        return None
+    if address.is_unspecified:
+        where = "every network interface" + (" (IPv6 and IPv4)" if address.version == 6 and _dual_stack() else "")
+    else:
+        where = f"the network of {host}"
+    return (
+        f"mockllm: warning: listening on {_host_port(host, port)}, {where}: anyone who can reach this port gets "
+        "answers, and mockllm checks no API key; use --host 127.0.0.1 (the default) to keep it to this machine"
+    )
+
+
+def _dual_stack() -> bool:
+    """Whether an IPv6 socket bound to :: takes IPv4 connections too (Linux's default)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            return probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    except OSError:
+        return False

@@ -8,28 +8,35 @@ opens no socket.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from .answer import Answer
+from .answer import Answer, Header
 from .derive import Derived
 from .dialects import CHAT_DIALECT, DIALECTS, Dialect
 from .dialects.openai import JSON_HEADERS, dumps, error_body, model_object, models_body
 from .errors import RequestError
-from .journal import Journal
+from .journal import Entry, Journal
 from .loader import Scenario, load, load_mapping
 from .plan import error_answer, plan
 from .router import Hit, Router
 from .routes import Methods, resolve
 
-__all__ = ["DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
+# Real requests with images inlined as base64 run to megabytes; past this, a body is a mistake or an
+# attack, and holding it (and parsing it) would cost the server the memory every other test needs.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 # Scripted errors may not use it (the loader refuses 418), so it always means "no rule".
 NO_MATCH_STATUS = 418
 _NO_RETRY = [("x-should-retry", "false")]  # extra headers, as a scenario gives them
+# Every answer of OpenAI's carries it, errors included (shared/wire.md section 1); the dialects' own
+# headers have it, the answers made here add it.
+_VERSION: Header = (b"openai-version", b"2020-10-01")
 
 
 class Engine:
@@ -42,11 +49,18 @@ class Engine:
         seed: int = 0,
         time_scale: float = 1.0,
         journal_limit: int | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale must be 0 or more, got {time_scale}")
+        if max_body_size < 0:
+            raise ValueError(f"max_body_size must be 0 or more bytes, got {max_body_size}")
         self.seed = seed
         self.time_scale = time_scale
+        self.max_body_size = max_body_size  # bytes; a longer request body is answered 413 unread
+        # Numbers the answers no journal entry names (model lookups, stored responses, refusals), so each
+        # gets an x-request-id of its own, the same ones in the same order on every run.
+        self._ids = itertools.count()
         self.router = Router()
         self.journal = Journal(journal_limit)  # None: keep every entry
         # What each dialect keeps per engine (the Responses API's stored responses).
@@ -78,6 +92,7 @@ class Engine:
         """Start every sequence over, empty the journal and forget stored answers; the rules stay."""
         self.router.reset()
         self.journal.clear()
+        self._ids = itertools.count()
         self.states = {name: dialect.new_state() for name, dialect in DIALECTS.items()}
 
     # -- requests ----------------------------------------------------------------------
@@ -86,7 +101,7 @@ class Engine:
         """Answer one HTTP request, routed by its path (any prefix before the API's own path)."""
         found = resolve(path)
         if found is None:
-            return _not_found(method, path)
+            return self.not_found(method, path)
         methods, params, _ = found
         return self.serve(methods, params, method, path, headers, body)
 
@@ -102,10 +117,9 @@ class Engine:
         """Answer a request for a route the table found (`methods`, by HTTP method, with its `params`)."""
         target = methods.get(method)
         if target is None:
-            message = f"Method {method} not allowed on {path}."
-            return Answer(
-                405, list(JSON_HEADERS), error_body(message, "invalid_request_error", None, "method_not_allowed")
-            )
+            return self.not_allowed(methods, method, path)
+        if len(body) > self.max_body_size:
+            return self.too_large(methods, method, path, len(body), headers)
         action, dialect = target.route.action, target.dialect
         if dialect is None:
             return self.models() if action == "models" else self.model(params["model_id"])
@@ -115,7 +129,7 @@ class Engine:
             status, payload = dialect.act(action, params, self.states[dialect.name])
         except RequestError as exc:
             status, payload = exc.status, dialect.error_body(exc.message, exc.type, exc.param, exc.code)
-        return error_answer(status, payload, _request_id(-1))
+        return self.json_answer(status, payload)
 
     def answer(
         self,
@@ -126,32 +140,42 @@ class Engine:
         params: Mapping[str, str] | None = None,
     ) -> Answer:
         """Answer a request of `dialect`'s API. `headers` must have lower-case names."""
-        entry = self.journal.open(dialect.name, path, headers, body)
+        # No entry at all when the journal keeps none (`mockllm serve`'s default): nothing could read it.
+        entry = self.journal.open(dialect.name, path, headers, body) if self.journal.keeps else None
         state = self.states[dialect.name]
         try:
             request = dialect.parse(body, headers, params or {}, state)
         except RequestError as exc:
-            entry.status = exc.status
-            entry.error = exc.message
+            if entry is not None:
+                entry.status = exc.status
+                entry.error = exc.message
             payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code)
-            answer = error_answer(exc.status, payload, _request_id(entry.index))
+            answer = error_answer(exc.status, payload, self._request_id(entry))
             answer.entry = entry
             return answer
-        entry.stream = request.stream
-        entry.user_text = request.user_text
         routed = self.router.route(request)
         if isinstance(routed, Hit):
             answer = plan(routed, request, dialect, self.seed, self.time_scale, state)
+            if entry is None:
+                return answer
             entry.rule = routed.rule.name
             entry.call_index = routed.call_index
         else:
             message = routed.explain()
-            entry.error = message
             payload = dialect.error_body(message, "mockllm_error", None, "no_rule_matched")
-            answer = error_answer(NO_MATCH_STATUS, payload, _request_id(entry.index), _NO_RETRY)
+            answer = error_answer(NO_MATCH_STATUS, payload, self._request_id(entry), _NO_RETRY)
+            if entry is None:
+                return answer
+            entry.error = message
+        entry.stream = request.stream
+        entry.user_text = request.user_text
         entry.status = answer.status
         answer.entry = entry
         return answer
+
+    def _request_id(self, entry: Entry | None) -> str:
+        """An error's request id: the journal entry's, or one of its own when the journal keeps none."""
+        return _request_id(entry.index) if entry is not None else self.request_id()
 
     def chat(
         self,
@@ -177,7 +201,7 @@ class Engine:
         return list(dict.fromkeys(names))
 
     def models(self) -> Answer:
-        return Answer(200, list(JSON_HEADERS), models_body(self.model_ids()))
+        return Answer(200, self._json_headers(), models_body(self.model_ids()))
 
     def model(self, model_id: str) -> Answer:
         known = model_id in self.model_ids() or any(
@@ -186,12 +210,63 @@ class Engine:
         if not known:
             message = f"The model `{model_id}` does not exist or you do not have access to it."
             body = error_body(message, "invalid_request_error", None, "model_not_found")
-            return error_answer(404, body, _request_id(-1))
-        return Answer(200, list(JSON_HEADERS), dumps(model_object(model_id)).encode())
+            return self.json_answer(404, body)
+        return Answer(200, self._json_headers(), dumps(model_object(model_id)).encode())
+
+    # -- answers of the adapters' own (no dialect parsed the body) ---------------------------
+
+    def request_id(self) -> str:
+        """A new x-request-id for an answer no journal entry names: unique per request, in order."""
+        return Derived(0, "engine-other", next(self._ids)).request_id
+
+    def not_found(self, method: str, path: str, message: str | None = None, code: str | None = None) -> Answer:
+        """404 for a path no route serves (or, with `message`, a namespace no engine serves)."""
+        body = error_body(message or f"Invalid URL ({method} {path})", "invalid_request_error", None, code)
+        return self.json_answer(404, body)
+
+    def not_allowed(self, methods: Methods, method: str, path: str) -> Answer:
+        """405 for a path that is served, with the methods it takes in `Allow` (as RFC 9110 asks)."""
+        message = f"Method {method} not allowed on {path}; it takes {', '.join(methods)}."
+        body = error_body(message, "invalid_request_error", None, "method_not_allowed")
+        return self.json_answer(405, body, [("allow", ", ".join(methods))])
+
+    def too_large(
+        self, methods: Methods, method: str, path: str, size: int | None, headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        """413 for a body over `max_body_size`, in the envelope of the route's API; `size` None: a body
+        sent in chunks, refused once it passed the limit. The connection closes after it: what is left
+        of the body is never read. A dialect's request is journaled (without its body)."""
+        limit = self.max_body_size
+        told = f"{size} bytes" if size is not None else f"more than {limit} bytes (sent in chunks)"
+        message = (
+            f"Request body too large for {method} {path}: {told}, over mockllm's limit of {limit} bytes. "
+            "Send a smaller body, or raise the limit: `mockllm serve --max-body-size BYTES`, "
+            "or Engine(max_body_size=BYTES)."
+        )
+        target = methods.get(method)
+        dialect = target.dialect if target is not None else None
+        if dialect is None:
+            return self.json_answer(
+                413, error_body(message, "invalid_request_error", None, "request_too_large"), _CLOSE
+            )
+        entry = self.journal.open(dialect.name, path, headers or {}, b"") if self.journal.keeps else None
+        payload = dialect.error_body(message, "invalid_request_error", None, "request_too_large")
+        answer = error_answer(413, payload, self._request_id(entry), _CLOSE)
+        if entry is not None:
+            entry.status, entry.error = 413, message
+            answer.entry = entry
+        return answer
+
+    def json_answer(self, status: int, body: bytes, extra: list[tuple[str, str]] | None = None) -> Answer:
+        """A JSON answer (an error, or a dialect route's own) with a request id of its own and OpenAI's headers
+        (`extra`: more of them)."""
+        return error_answer(status, body, self.request_id(), extra)
+
+    def _json_headers(self) -> list[Header]:
+        return [*JSON_HEADERS, (b"x-request-id", self.request_id().encode()), _VERSION]
 
 
-def _not_found(method: str, path: str) -> Answer:
-    return Answer(404, list(JSON_HEADERS), error_body(f"Invalid URL ({method} {path})", "invalid_request_error"))
+_CLOSE = [("connection", "close")]
 
 
 def _request_id(index: int) -> str:

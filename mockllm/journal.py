@@ -58,6 +58,11 @@ class Journal:
         self._count = 0
         self._lock = threading.Lock()
 
+    @property
+    def keeps(self) -> bool:
+        """Whether it keeps any entry (a limit of 0 keeps none: the engine then makes none)."""
+        return self._entries.maxlen != 0
+
     def open(self, endpoint: str, path: str, headers: Mapping[str, str], body: bytes) -> Entry:
         with self._lock:
             entry = Entry(self._count, endpoint, path, headers, body)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Answer", "apply_fault", "error_answer", "generate_text", "plan"]
 
 _JSON_TYPE, _SSE_TYPE = JSON_HEADERS[0], SSE_HEADERS[0]
+_VERSION: Header = (b"openai-version", b"2020-10-01")
 _POSITIONAL = frozenset(("disconnect", "error_event", "stall", "malformed"))
 _CLOSING = frozenset(("finish", "tail", "done"))
 
@@ -40,9 +41,13 @@ def error_answer(
     request_id: str,
     extra: list[tuple[str, str]] | None = None,
 ) -> Answer:
+    """An error (or a small JSON answer) with the headers real error answers carry: a request id and
+    OpenAI's version (unless `extra`, a scenario's headers, names one)."""
     headers: list[Header] = [*JSON_HEADERS, (b"x-request-id", request_id.encode())]
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra or ()]
-    return Answer(status, headers, body)
+    given = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra or ()]
+    if not any(name == b"openai-version" for name, _ in given):
+        headers.append(_VERSION)
+    return Answer(status, headers + given, body)
 
 
 def plan(hit: Hit, request: Request, dialect: Dialect, seed: int, scale: float, state: Any = None) -> Answer:

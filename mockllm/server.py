@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
+import signal
 import socket
 import threading
 from typing import Any
@@ -16,7 +17,11 @@ from .app import create_app
 from .engine import Engine
 from .protocol import OneWriteProtocol, available
 
-__all__ = ["BackgroundServer", "listen", "run", "uvicorn_config"]
+__all__ = ["DEFAULT_SHUTDOWN_GRACE", "BackgroundServer", "listen", "run", "uvicorn_config"]
+
+# Seconds the streams in flight at SIGTERM or SIGINT may take to finish before they are cut: long
+# enough for a test's answers to end, short enough for a container's stop (Docker kills at 10 s).
+DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
 def _fastest(name: str, fast: str) -> str:
@@ -58,15 +63,80 @@ def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def run(engine: Engine, sock: socket.socket, *, access_log: bool = False) -> None:
-    """Serve `engine` on a bound socket (see `listen`) until interrupted."""
+def run(
+    engine: Engine, sock: socket.socket, *, access_log: bool = False, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+) -> None:
+    """Serve `engine` on a bound socket (see `listen`) until SIGINT or SIGTERM, then return.
+
+    At the first signal it stops listening, closes idle connections, and gives the answers in
+    flight `shutdown_grace` seconds to end; then it drops what is left (a client sees its body
+    cut, not a hang). A second signal ends the process at once, by that signal's default action.
+    uvicorn's own handling would wait for every stream without end, and on a second Ctrl-C print
+    a CancelledError traceback per stream.
+    """
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(uvicorn_config(create_app(engine), host, port, access_log))
+    config = uvicorn_config(create_app(engine), host, port, access_log)
+    config.load()
+    server = uvicorn.Server(config)
     # What is loaded by now (modules, scenario models) lives as long as the process: keep the
     # collector from walking it again in a full collection, a pause of tens of milliseconds
     # that would hit every stream in flight at once (and their timing).
     gc.freeze()
-    server.run(sockets=[sock])
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve_until_signal(server, sock, shutdown_grace))
+
+
+async def _serve_until_signal(server: uvicorn.Server, sock: socket.socket, grace: float) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def first_signal() -> None:
+        stopping.set()
+        # The next one gets the default action from the kernel, which ends the process at once
+        # and silently, even if the loop is busy and would never run a handler of ours.
+        for sig in signals:
+            signal.signal(sig, signal.SIG_DFL)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, first_signal)
+    server.lifespan = server.config.lifespan_class(server.config)
+    await server.startup(sockets=[sock])
+    await _until_stopped(server, stopping)
+    await _drain(server, grace, cancel_after=0.5)
+
+
+async def _until_stopped(server: uvicorn.Server, stopping: asyncio.Event) -> None:
+    """Run uvicorn's ticks (they refresh the Date header once a second) until `stopping` is set."""
+    ticks = 0
+    while not stopping.is_set() and not await server.on_tick(ticks):
+        ticks += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 0.1)
+
+
+async def _drain(server: uvicorn.Server, grace: float, *, cancel_after: float) -> None:
+    """Stop listening, let the answers in flight end for `grace` seconds, then cut the connections;
+    their tasks get `cancel_after` seconds to notice before they are cancelled."""
+    loop = asyncio.get_running_loop()
+    for listener in server.servers:
+        listener.close()
+    state = server.server_state
+    for connection in list(state.connections):
+        connection.shutdown()  # idle keep-alive connections close now, busy ones after their response
+    deadline = loop.time() + grace
+    while state.connections and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    # Cut what is still open: the app sees a client disconnect and ends its stream quietly.
+    for connection in list(state.connections):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.abort()
+    deadline = loop.time() + cancel_after
+    while state.tasks and loop.time() < deadline:
+        await asyncio.sleep(0.002)
+    for task in list(state.tasks):
+        task.cancel()  # uvicorn logs each as an error; mockllm.app's log filter keeps that quiet
 
 
 class BackgroundServer:
@@ -139,33 +209,8 @@ class BackgroundServer:
         server.lifespan = server.config.lifespan_class(server.config)
         await server.startup(sockets=[self._sock])
         self._ready.set()
-        ticks = 0
-        while not await server.on_tick(ticks):  # on_tick refreshes the Date header once a second
-            ticks += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), 0.1)
-        await self._shutdown()
-
-    async def _shutdown(self) -> None:
-        server, loop = self._server, asyncio.get_running_loop()
-        for listener in server.servers:
-            listener.close()
-        state = server.server_state
-        for connection in list(state.connections):
-            connection.shutdown()  # idle keep-alive connections close now, busy ones after their response
-        deadline = loop.time() + self._GRACE
-        while state.connections and loop.time() < deadline:
-            await asyncio.sleep(0.002)
-        # Cut what is still open: the app sees a client disconnect and ends its stream quietly.
-        for connection in list(state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.abort()
-        deadline = loop.time() + 0.05
-        while state.tasks and loop.time() < deadline:
-            await asyncio.sleep(0.002)
-        for task in list(state.tasks):
-            task.cancel()
+        await _until_stopped(server, self._stopping)
+        await _drain(server, self._GRACE, cancel_after=0.05)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

@@ -1,12 +1,13 @@
-"""Shared fixtures: one real uvicorn server on loopback for the session, one namespace per test."""
+"""Shared fixtures: one real uvicorn server on loopback for the session, one namespace per test.
+
+Fixtures only: what test modules import lives in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
-import re
 from collections.abc import Callable, Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +19,9 @@ from mockllm.server import BackgroundServer
 # The machine is offline: importing litellm (from any test module) must not try to fetch its cost map.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "scenarios"
+# Shared constants and helpers (ROOT, SCENARIOS, ...) live in tests/helpers.py: test modules import
+# them from there, never from this file.
 _ids = itertools.count()
-
-
-def _release(package: str) -> tuple[int, ...]:
-    try:
-        text = version(package)
-    except PackageNotFoundError:
-        return ()
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
-
-
-# litellm 1.109 stopped inventing a "stop" for a stream that ends with no finish_reason at all: it
-# raises MidStreamFallbackError("... Stream ended before a finish_reason was received") instead.
-LITELLM_FAILS_WITHOUT_FINISH = _release("litellm") >= (1, 109)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import netguard
 import pytest
-from conftest import SCENARIOS
+from helpers import SCENARIOS
 from pydantic import BaseModel
 
 # Nothing may leave loopback. By default the SDK exports every trace to

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import pytest
-from test_raw_wire import _usage as usage
+from helpers import chat_usage as usage
 
 from mockllm import Engine
 from mockllm.derive import Derived
@@ -418,3 +418,48 @@ def test_prompt_tokens_of_tool_calls_without_a_content_key() -> None:
     engine.add({"reply": {"content": "ok"}})
     answered = [json.loads(engine.chat(request(m), {}).body)["usage"]["prompt_tokens"] for m in (with_null, messages)]
     assert answered == [expected_prompt_tokens(with_null)] * 2
+
+
+# Literal values, worked out once and written down: the tests above build their expected ids with
+# the production `Derived`, so a change to how ids derive would pass them. These pin what the wire
+# carries for (seed, the first inline rule, call index): the determinism promise, on both paths.
+PINNED: dict[tuple[int, int], tuple[str, int, str, str]] = {
+    # (seed, call index): id, created, system_fingerprint, x-request-id
+    (0, 0): (
+        "chatcmpl-yefsKh3fgdRFXAJO3Unxxxgh0X8rf",
+        1742662894,
+        "fp_4960537bb5",
+        "req_020a4c07ffcc1c19b4eb77be8d3306bd",
+    ),
+    (0, 1): (
+        "chatcmpl-HIFAH0LjYzFHu4GiTV9oeIPfsn0fG",
+        1717416158,
+        "fp_4960537bb5",
+        "req_e5aee35255212351cabb4a8b24858ca4",
+    ),
+    (987654321, 0): (
+        "chatcmpl-efoPQ0YkthjL0bi0NSAGp3UZzUdPi",
+        1725010451,
+        "fp_c2e53d4876",
+        "req_14b078321c530964c527f75bbdbbaba2",
+    ),
+    (987654321, 1): (
+        "chatcmpl-f8vOo9ltymCTXJ0lBgK8z0Q03dWss",
+        1734484190,
+        "fp_c2e53d4876",
+        "req_37eddd8f3799cfcb7566c1c74b2b886d",
+    ),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 987654321])
+def test_ids_and_created_are_the_pinned_literals(seed: int) -> None:
+    fast, general = twins({"reply": {"content": "Hello, world!"}}, seed=seed)
+    assert the_rule(fast).key == "<inline>\x1f0\x1f"  # source, rule index
+    for call_index in (0, 1):
+        completion_id, created, fingerprint, request_id = PINNED[seed, call_index]
+        for engine in (fast, general):
+            answer = engine.chat(request([{"role": "user", "content": "hi"}]), {})
+            body = json.loads(answer.body)
+            assert (body["id"], body["created"], body["system_fingerprint"]) == (completion_id, created, fingerprint)
+            assert (b"x-request-id", request_id.encode()) in answer.headers, (seed, call_index, answer.headers)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import ROOT, SCENARIOS
+from helpers import ROOT, SCENARIOS
 
 from mockllm import bundled_scenarios, load
 

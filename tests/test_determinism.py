@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import SCENARIOS
+from helpers import SCENARIOS
 
 from mockllm import Engine
 

@@ -16,7 +16,7 @@ import litellm
 import openai
 import pytest
 import yaml
-from conftest import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS
+from helpers import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS
 from litellm.exceptions import MidStreamFallbackError
 from openai import ContentFilterFinishReasonError
 
@@ -118,7 +118,8 @@ def test_every_case_has_one_file_one_rule_matched_by_model_and_a_readme_entry() 
     for name in sorted(CASES):
         path = EDGE / f"{name}.yaml"
         source = path.read_text()
-        assert source.startswith(f'# edge-{name}: request it with model "edge-{name}"'), name
+        # line 1 points editors at the schema (tests/test_schema.py), line 2 says how to request the case
+        assert source.splitlines()[1].startswith(f'# edge-{name}: request it with model "edge-{name}"'), name
         data = yaml.safe_load(source)
         wanted = {"endpoint": "chat", "model": f"edge-{name}"} if name in CHAT_ONLY else {"model": f"edge-{name}"}
         assert [r["match"] for r in data["rules"]] == [wanted], name

@@ -17,7 +17,7 @@ import httpx
 import litellm
 import openai
 import pytest
-from conftest import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS
+from helpers import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS
 from litellm.exceptions import MidStreamFallbackError
 
 TEXT = "one two three four five"  # five content chunks: "one", " two", " three", " four", " five"

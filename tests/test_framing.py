@@ -19,7 +19,7 @@ import httpx
 import litellm
 import openai
 import pytest
-from conftest import LITELLM_FAILS_WITHOUT_FINISH
+from helpers import LITELLM_FAILS_WITHOUT_FINISH
 from litellm.exceptions import MidStreamFallbackError
 
 from mockllm import Engine

@@ -36,7 +36,7 @@ _FRESH_IMPORT = "litellm" not in sys.modules
 
 import litellm  # noqa: E402
 import pytest  # noqa: E402
-from conftest import SCENARIOS  # noqa: E402
+from helpers import SCENARIOS  # noqa: E402
 
 _AT_IMPORT, _outside = _outside, None
 

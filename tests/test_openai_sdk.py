@@ -8,7 +8,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import SCENARIOS
+from helpers import SCENARIOS
 
 ONE_PLUS_ONE = "What's 1+1? Answer in one word."
 COUNT_TO_100 = "Count to 100, with a comma between each number and no newlines. E.g., 1, 2, 3, ..."

@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 import httpx
-from conftest import SCENARIOS
+from helpers import SCENARIOS
+from helpers import chat_usage as _usage
 
 from mockllm.tokens import split_tokens
 
@@ -234,21 +235,6 @@ TRICKY = ["", "plain", 'quote " and \\ backslash', "line\nbreak\ttab", "日本�
 
 def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
 
 
 def test_template_builders_match_plain_json_encoding() -> None:

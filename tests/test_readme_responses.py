@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, SCENARIOS
+from helpers import ROOT, SCENARIOS
 
 README = ROOT / "README.md"
 URL = "http://127.0.0.1:8000/v1"
@@ -350,7 +350,7 @@ mockllm: no rule matched this responses request
 
 
 def test_the_no_match_message_is_what_the_readme_shows(serve, tmp_path, monkeypatch) -> None:
-    (scenario,) = [b for b in section("Scenario files") if b.startswith("version: 1\n")]
+    (scenario,) = [b for b in section("Scenario files") if b.startswith("version: 1\ndefaults:")]
     assert NO_MATCH in section("When nothing matches")
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios" / "basic.yaml").write_text(scenario)

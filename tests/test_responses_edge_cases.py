@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 import yaml
-from conftest import SCENARIOS
+from helpers import SCENARIOS
 
 EDGE = SCENARIOS / "edge-cases"
 CASES = {"responses-empty-delta", "responses-reasoning-first", "responses-failed", "responses-incomplete"}
@@ -86,7 +86,8 @@ def test_every_responses_case_has_one_file_one_rule_and_a_readme_entry() -> None
     readme = (EDGE / "README.md").read_text()
     for name in sorted(CASES):
         source = (EDGE / f"{name}.yaml").read_text()
-        assert source.startswith(f'# edge-{name}: request it with model "edge-{name}"'), name
+        # line 1 points editors at the schema (tests/test_schema.py), line 2 says how to request the case
+        assert source.splitlines()[1].startswith(f'# edge-{name}: request it with model "edge-{name}"'), name
         (rule,) = yaml.safe_load(source)["rules"]
         assert rule["name"] == f"edge-{name}"
         assert rule["match"] == {"endpoint": "responses", "model": f"edge-{name}"}, name

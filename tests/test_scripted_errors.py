@@ -12,7 +12,7 @@ import httpx
 import litellm
 import openai
 import pytest
-from conftest import SCENARIOS
+from helpers import SCENARIOS
 
 from mockllm import Engine
 from mockllm.server import BackgroundServer

@@ -2,8 +2,8 @@
 and the time scale (server-wide, per scenario, from the CLI).
 
 Planned schedules are checked exactly through Engine.chat (the offsets each write is due at);
-what a client sees over the network is checked for order and generous lower bounds only,
-since the machine may be loaded. Fidelity in milliseconds is measured in bench/, not here.
+what a client and the journal see is checked against the schedule with lower bounds only (and
+loose spreads), since the machine may be loaded. Fidelity in milliseconds is measured in bench/.
 """
 
 from __future__ import annotations
@@ -178,23 +178,27 @@ def test_a_scenario_time_scale_wins_over_the_server() -> None:
 
 def test_the_first_content_chunk_waits_ttft(serve) -> None:
     served = serve({"match": {"model": "m"}, "reply": {"content": FIVE, "timing": {"ttft_ms": 300}}}, time_scale=1)
-    times, chunks = arrivals(served.base_url)
-    assert content_times(times, chunks)[0] >= 0.28
-    assert times == sorted(times) and len(content_times(times, chunks)) == 5
+    times, _ = arrivals(served.base_url)
+    assert len(times) == 7  # the role chunk, five tokens, the finish chunk ([DONE] is no JSON event)
+    # With no chunk_ms every event is due at ttft: none before it (2 ms: clock resolution), and all
+    # together (written back to back; 200 ms of slack for a loaded machine, far below a real gap).
+    assert min(times) >= 0.3 - 0.002 and max(times) - min(times) < 0.2, times
 
 
-def test_chunks_arrive_in_order_and_never_early(serve) -> None:
+def test_chunks_are_never_early(serve) -> None:
     served = serve(
         {"match": {"model": "m"}, "reply": {"content": FIVE, "timing": {"ttft_ms": 50, "chunk_ms": [20, 60]}}},
         time_scale=1,
     )
     times, chunks = arrivals(served.base_url)
     content = content_times(times, chunks)
-    assert content == sorted(content)
     due = [0.05, 0.07, 0.13, 0.19, 0.25]
-    assert all(t >= d - 0.005 for t, d in zip(content, due, strict=True))
+    assert all(t >= d - 0.005 for t, d in zip(content, due, strict=True)), (content, due)
     sent = served.journal.last.sent  # server side: seconds from arrival of each write
-    assert all(s >= d - 0.001 for s, d in zip(sent[1:6], due, strict=True))
+    # every write: the role chunk with the first token, the finish chunk and [DONE] with the last
+    writes_due = [0.05, *due, 0.25, 0.25]
+    assert len(sent) == len(writes_due)
+    assert all(s >= d - 0.001 for s, d in zip(sent, writes_due, strict=True)), (sent, writes_due)
 
 
 def test_time_scale_zero_sends_a_two_second_schedule_at_once(serve) -> None:

@@ -84,7 +84,9 @@ def _respx_router() -> Any:
         import respx
         import respx.mocks
     except ImportError:
-        raise pytest.UsageError("mockllm: in-process mode needs respx for httpx clients: pip install respx") from None
+        raise pytest.UsageError(
+            "mockllm: in-process mode needs respx for httpx clients: pip install 'mockllm-wire[pytest]'"
+        ) from None
 
     def to_engine(request: Any) -> Any:
         return _current[0].handle_request(request)

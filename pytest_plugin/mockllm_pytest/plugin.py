@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ __all__ = ["mockllm", "mockllm_server"]
 _settings = pytest.StashKey[Settings]()
 _defaults = pytest.StashKey[list[Scenario]]()  # the mockllm_scenarios option's, loaded once
 _call_report = pytest.StashKey[pytest.TestReport]()
-_names = itertools.count()
+_names = itertools.count()  # the readable part of a test's namespace (see `_namespace`)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,7 +68,9 @@ def mockllm_server() -> Iterator[BackgroundServer]:
     """The session's mockllm server (one per xdist worker); each test gets a namespace on it."""
     from mockllm.server import BackgroundServer
 
-    with BackgroundServer() as server:
+    # Its own engine answers the requests sent outside any test's namespace (418, no rule); nothing
+    # reads its journal, which would otherwise keep every such request for the whole session.
+    with BackgroundServer(Engine(journal_limit=0)) as server:
         yield server
 
 
@@ -83,7 +86,7 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
     settings = test_settings(config.stash[_settings], request.node.get_closest_marker("mockllm"))
     engine = Engine(seed=settings.seed, time_scale=settings.time_scale)
     search = (Path(request.path).parent, config.rootpath)
-    name = f"t{next(_names)}"
+    name = _namespace()
 
     if settings.mode == "server":
         server: BackgroundServer = request.getfixturevalue("mockllm_server")
@@ -119,6 +122,15 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
         undo()
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def _namespace() -> str:
+    """A test's namespace on the session server: `t<n>-` (which test, in messages) and 128 random bits.
+
+    The server listens on loopback, but any process of this machine can reach its port: a name it
+    cannot guess keeps it from reading a test's answers or using up its `times: 1` rules.
+    """
+    return f"t{next(_names)}-{secrets.token_urlsafe(16)}"
 
 
 def _passed(item: pytest.Item) -> bool:

@@ -29,17 +29,24 @@ def test_marker_scenarios_answer_and_the_journal_records(mockllm: MockLLM, mode:
     mockllm.assert_called(times=1, rule="one-plus-one")
 
 
-@in_both_modes("scenarios/basic.yaml")
+@in_both_modes("scenarios/basic.yaml", time_scale=1)
 def test_stream_records_when_each_chunk_was_sent(mockllm: MockLLM, mode: str) -> None:
-    with mockllm.client().chat.completions.create(
-        model="gpt-4o-mini", messages=user("tell a story"), stream=True
-    ) as stream:
+    mockllm.reply("one two three", when_user_contains="paced", timing={"ttft_ms": 50, "chunk_ms": 30})
+    client = mockllm.client()
+    with client.chat.completions.create(model="gpt-4o-mini", messages=user("tell a story"), stream=True) as stream:
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Once upon a time, a fake model streamed a story, one token at a time."
+    # role chunk + 18 tokens + finish + [DONE], each its own write
+    assert len(mockllm.requests.last.sent) == 1 + 18 + 1 + 1
+    with client.chat.completions.create(model="gpt-4o-mini", messages=user("paced"), stream=True) as stream:
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "one two three"
     sent = mockllm.requests.last.sent
-    # role chunk + one per token + finish + [DONE], each its own write
-    assert len(sent) > 10
-    assert sent == sorted(sent)
+    # The schedule, in seconds from arrival: the role chunk and "one" at ttft, a token every 30 ms,
+    # the finish chunk and [DONE] with the last token. Each write is recorded at its deadline or
+    # later, never early (2 ms: the event loop's clock resolution); no upper bound, the machine may be busy.
+    due = [0.05, 0.05, 0.08, 0.11, 0.11, 0.11]
+    assert len(sent) == len(due)
+    assert all(s >= d - 0.002 for s, d in zip(sent, due, strict=True)), (sent, due)
 
 
 @in_both_modes()

@@ -7,43 +7,16 @@ writes may merge, so the server's body is compared whole.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import httpx
 import pytest
+from helpers import fetch_bytes as _fetch
+from helpers import reference_bytes as _reference
 from mockllm_pytest import MockLLM
-from plugin_helpers import SCENARIOS, in_both_modes, user
+from plugin_helpers import SCENARIOS, in_both_modes
 
 from mockllm import Engine
 from mockllm.server import BackgroundServer
 from mockllm.transport import transport
-
-# Headers the HTTP layer adds or frames differently, not the Engine's.
-_TRANSPORT_HEADERS = {"date", "server", "transfer-encoding", "content-length"}
-
-
-def _request(stream: bool) -> bytes:
-    body: dict[str, object] = {"model": "gpt-4o-mini", "messages": user("same bytes please"), "stream": stream}
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    return json.dumps(body).encode()
-
-
-def _reference(stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
-    engine = Engine(SCENARIOS / "bytes.yaml", seed=0, time_scale=0)
-    answer = engine.chat(_request(stream), {"content-type": "application/json"})
-    writes = [w.data for w in answer.writes] if answer.writes is not None else [answer.body]
-    return answer.status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.headers], writes
-
-
-def _fetch(client: Any, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
-    """Status, headers (but the transport's) and body chunks, from an httpx or httpx2 client."""
-    url = f"{base_url}/chat/completions"
-    with client.stream("POST", url, content=_request(stream), headers={"content-type": "application/json"}) as response:
-        chunks = [c for c in response.iter_raw() if c]
-    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _TRANSPORT_HEADERS]
-    return response.status_code, headers, chunks
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "plain"])

@@ -1,0 +1,110 @@
+"""What several test modules share: paths, installed releases, wire shapes and the same-bytes reference.
+
+A plain module, imported as `helpers` (pytest puts tests/ on sys.path for tests/conftest.py):
+test modules import from here, never from conftest (whose fixtures pytest hands out) nor from
+one another (importing a test module runs its module-level code and re-collects nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "LITELLM_FAILS_WITHOUT_FINISH",
+    "PLUGIN_SCENARIOS",
+    "README",
+    "ROOT",
+    "SCENARIOS",
+    "TRANSPORT_HEADERS",
+    "chat_usage",
+    "fetch_bytes",
+    "readme_blocks",
+    "reference_bytes",
+    "release",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"  # the bundled scenarios, what `mockllm serve` serves
+PLUGIN_SCENARIOS = ROOT / "tests" / "plugin" / "scenarios"
+README = ROOT / "README.md"
+
+
+def release(package: str) -> tuple[int, ...]:
+    """The installed release of `package` as numbers (1.109.2 -> (1, 109, 2)); () if not installed."""
+    try:
+        text = version(package)
+    except PackageNotFoundError:
+        return ()
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+# litellm 1.109 stopped inventing a "stop" for a stream that ends with no finish_reason at all: it
+# raises MidStreamFallbackError("... Stream ended before a finish_reason was received") instead.
+LITELLM_FAILS_WITHOUT_FINISH = release("litellm") >= (1, 109)
+
+
+def chat_usage(prompt: int, completion: int) -> dict[str, Any]:
+    """A Chat Completions `usage` object as OpenAI sends it (the details zero)."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def readme_blocks(title: str) -> list[str]:
+    """The fenced code blocks of README.md's `## title` section, in order, as written."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert found, f"README.md has no '## {title}' section"
+    return re.findall(r"```\w*\n(.*?)```", found.group(1), re.S)
+
+
+# -- the same bytes through every adapter (tests/plugin/test_same_bytes.py, test_httpx2.py) -----------
+
+# Headers the HTTP layer adds or frames differently, not the Engine's.
+TRANSPORT_HEADERS = {"date", "server", "transfer-encoding", "content-length"}
+
+
+def _same_bytes_request(stream: bool) -> bytes:
+    body: dict[str, object] = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "same bytes please"}],
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body).encode()
+
+
+def reference_bytes(stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    """What the Engine itself answers to the same-bytes request (tests/plugin/scenarios/bytes.yaml):
+    status, headers and the body write by write."""
+    from mockllm import Engine
+
+    engine = Engine(PLUGIN_SCENARIOS / "bytes.yaml", seed=0, time_scale=0)
+    answer = engine.chat(_same_bytes_request(stream), {"content-type": "application/json"})
+    writes = [w.data for w in answer.writes] if answer.writes is not None else [answer.body]
+    return answer.status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.headers], writes
+
+
+def fetch_bytes(client: Any, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    """The same-bytes request sent by an httpx or httpx2 client: status, headers (but the transport's)
+    and body chunks."""
+    url = f"{base_url}/chat/completions"
+    content = _same_bytes_request(stream)
+    with client.stream("POST", url, content=content, headers={"content-type": "application/json"}) as response:
+        chunks = [c for c in response.iter_raw() if c]
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in TRANSPORT_HEADERS]
+    return response.status_code, headers, chunks
