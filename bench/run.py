@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import loading
 from .client import Conn, connect, load, reopen, request_bytes, timed_streams
 from .report import (
     FLOOR,
@@ -254,7 +255,7 @@ async def fidelity(args: argparse.Namespace) -> list[Fidelity]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
-    parts = ["throughput", "ttfb", "timing"]
+    parts = ["throughput", "ttfb", "timing", "load"]
     parser.add_argument("--only", choices=parts, action="append", help="run only this part (repeatable)")
     parser.add_argument(
         "--api",
@@ -291,6 +292,8 @@ async def amain(args: argparse.Namespace) -> None:
         report_ttfb(await first_byte(args))
     if "timing" in args.only:
         report_fidelity(await fidelity(args), args)
+    if "load" in args.only:
+        loading.report(loading.run(args.quick))
     print(f"\n({time.perf_counter() - started:.0f} s; load average now {_load()})")
 
 

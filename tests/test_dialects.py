@@ -334,3 +334,13 @@ def test_the_compiled_responses_body_is_the_general_paths(reply: dict[str, Any])
     # anything beyond model and input, or a stream, takes the general path (nothing compiled is wrong then)
     extra = _post(fast, "/v1/responses", {"model": "m", "input": "x", "instructions": "be brief"})
     assert json.loads(extra.body)["instructions"] == "be brief"
+
+
+@pytest.mark.parametrize("text", [*TRICKY, "What's 1+1? Answer in one word."])
+def test_the_usual_responses_request_parses_as_the_general_path_does(text: str) -> None:
+    from mockllm.dialects.responses import ResponseStore, _parse, parse_responses
+
+    body = {"model": "gpt-4o-mini", "input": text}
+    fast = parse_responses(json.dumps(body).encode(), {}, ResponseStore())
+    general = _parse(body, body["model"], {}, ResponseStore())
+    assert fast == general

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -141,6 +140,17 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], store: ResponseStore
     """Parse and check a Responses body; raise RequestError as OpenAI would answer."""
     body = parse_json_object(raw)
     model = body.get("model")
+    text = body.get("input")
+    if len(body) == 2 and type(model) is str and type(text) is str:
+        # The usual request (what `responses.create(model=..., input="...")` sends): one user
+        # message and nothing else; tests/test_dialects.py checks it against _parse.
+        request = Request("responses", body, model, False, headers, text, None, 6 + count_tokens(text))
+        request.history = ({"role": "user", "content": text},)
+        return request
+    return _parse(body, model, headers, store)
+
+
+def _parse(body: dict[str, Any], model: Any, headers: Mapping[str, str], store: ResponseStore) -> Request:
     if type(model) is not str:
         if model is None:
             raise RequestError("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
@@ -200,16 +210,18 @@ def parse_responses(raw: bytes, headers: Mapping[str, str], store: ResponseStore
 def _ids(call: Call) -> tuple[str, str, list[str]]:
     """The response's id, its message item's, and one per function call: 48 hex digits each."""
     derived = call.derived
+    response_hex = derived.core[:24].hex()  # the digest every answer makes already
     return (
-        "resp_" + derived.core[:24].hex(),  # the digest every answer makes already
-        _message_id(derived),
+        "resp_" + response_hex,
+        _message_id(derived, response_hex),
         ["fc_" + derived.hex(f"function-call-{i}", 24) for i in range(len(call.tools))],
     )
 
 
-def _message_id(derived: Derived) -> str:
-    """`msg_` + 48 hex digits, hashed from the call's digest (no text to format and encode)."""
-    return "msg_" + blake2b(derived.core, digest_size=24, person=b"msg").hexdigest()
+def _message_id(derived: Derived, response_hex: str) -> str:
+    """`msg_` + 48 hex digits: 16 of the call's digest that no other id uses, then the response id's
+    last 32, as real item ids share their response's tail (shared/dialects.md section 1, "IDs")."""
+    return "msg_" + derived.core[53:61].hex() + response_hex[16:]
 
 
 # The response object's keys in the order real traffic has them (shared/dialects.md section 1),
@@ -535,11 +547,13 @@ class ResponsesDialect(Dialect):
         prompt = script.usage_prompt
         if prompt is None:
             prompt = request.prompt_tokens
-        response_id = "resp_" + derived.core[:24].hex()
+        response_hex = derived.core[:24].hex()
+        response_id = "resp_" + response_hex
         head, created, model, message, usage, total, tail = template.parts
         body = (
             f'{head}"{response_id}"{created}{derived.created}{model}{json_text(script.spec.model or request.model)}'
-            f'{message}"{_message_id(derived)}"{usage}{prompt}{total}{prompt + template.completion_tokens}{tail}'
+            f'{message}"{_message_id(derived, response_hex)}"{usage}{prompt}{total}'
+            f"{prompt + template.completion_tokens}{tail}"
         ).encode()
         state.put(response_id, body, request.history)
         return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
