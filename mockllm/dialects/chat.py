@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -213,9 +214,9 @@ class CompletionTemplate:
         usage_head, usage_mid, usage_tail = (_USAGE % ("\0", completion_tokens, "\0")).split("\0")
         return cls(
             f',"choices":{choices},"usage":{usage_head}',
-            usage_mid,
+            sys.intern(usage_mid),  # the same for every reply of as many tokens: one copy for all
             completion_tokens,
-            f'{usage_tail},"service_tier":"default","system_fingerprint":',
+            sys.intern(f'{usage_tail},"service_tier":"default","system_fingerprint":'),
         )
 
     def body(self, id: str, created: int, model: str, prompt: int, fingerprint: str) -> bytes:

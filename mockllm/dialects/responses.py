@@ -9,6 +9,7 @@ store per engine) so that `previous_response_id` can chain them and GET can fetc
 from __future__ import annotations
 
 import json
+import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -390,7 +391,9 @@ def _template(script: Script) -> _Template | None:
     for slot in _SLOTS:
         before, text = text.split(f'"{slot}"')
         parts.append(before)
-    return _Template((*parts, text), script.completion_tokens)
+    # Every part but the one holding the text is the same for most replies: one copy of each for all
+    # (a recording's thousands of replies would otherwise keep thousands of copies of the defaults).
+    return _Template(tuple(sys.intern(part) for part in (*parts, text)), script.completion_tokens)
 
 
 # -- streams ----------------------------------------------------------------------------------
