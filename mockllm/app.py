@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from .dialects.openai import error_body
 from .engine import Engine
 from .routes import BY_PATH, Methods, resolve
 
-__all__ = ["Aborted", "RequestHeaders", "create_app", "send_answer"]
+__all__ = ["Aborted", "RequestHeaders", "create_app", "end_streams", "send_answer"]
 
 
 class Aborted(Exception):
@@ -120,8 +121,13 @@ def _whole(answer: Answer) -> tuple[Message, Message]:
     }
 
 
-async def send_answer(answer: Answer, receive: Receive, send: Send, start: float) -> None:
-    """Send an Answer over ASGI, each part at its deadline (loop time `start` + offset)."""
+async def send_answer(
+    answer: Answer, receive: Receive, send: Send, start: float, streams: set[asyncio.Task[Any]] | None = None
+) -> None:
+    """Send an Answer over ASGI, each part at its deadline (loop time `start` + offset).
+
+    A stream's task is in `streams` while it runs: `end_streams(streams)` (a server shutting down,
+    its grace over) then ends it cleanly, where it stands: the body is closed, not cut."""
     loop = asyncio.get_running_loop()
     headers = answer.headers
     entry = answer.entry
@@ -153,6 +159,8 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
     watcher = loop.create_task(watch())
     now = loop.time
     sent = entry.sent if entry is not None else None
+    if streams is not None and writer is not None:
+        streams.add(writer)
     try:
         for at, data, abort in answer.writes:
             if at and start + at > now():  # `at` is never negative: 0 is due now (time scale 0)
@@ -166,10 +174,29 @@ async def send_answer(answer: Answer, receive: Receive, send: Send, start: float
                 sent.append(now() - start)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
-        if not gone:
-            raise  # the server is shutting down, not the client leaving
+        if writer is not None and writer in _ENDING:
+            # The server ends its streams: close the body (the client reads a whole, shorter stream).
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif not gone:
+            raise  # cancelled by the server otherwise, not by the client leaving
     finally:
         watcher.cancel()
+        if streams is not None and writer is not None:
+            streams.discard(writer)
+
+
+# The stream tasks being ended on purpose (end_streams): their CancelledError closes the body.
+_ENDING: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+
+def end_streams(streams: set[asyncio.Task[Any]]) -> int:
+    """End every stream in `streams` cleanly, now (their tasks are cancelled, and close their body);
+    how many there were."""
+    ending = list(streams)
+    for task in ending:
+        _ENDING.add(task)
+        task.cancel()
+    return len(ending)
 
 
 async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
@@ -201,6 +228,7 @@ class _Routes:
     def __init__(self, engine: Engine, namespaces: MutableMapping[str, Engine]) -> None:
         self.engine = engine
         self.namespaces = namespaces
+        self.streams: set[asyncio.Task[Any]] = set()  # the streams being sent (for a clean shutdown)
 
     async def handle(
         self,
@@ -252,7 +280,7 @@ class _Routes:
             await send(start_message)
             await send(body_message)
             return
-        await send_answer(answer, receive, send, start)
+        await send_answer(answer, receive, send, start, self.streams)
 
     async def _refuse_body(
         self, engine: Engine | None, methods: Methods, scope: Scope, size: int | None, send: Send
@@ -331,6 +359,10 @@ class _App(Starlette):
     def __init__(self, endpoints: _Routes, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._routes = endpoints
+
+    def end_streams(self) -> int:
+        """End the streams in flight cleanly (a shutdown's grace is over); how many there were."""
+        return end_streams(self._routes.streams)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path") and not self.user_middleware:

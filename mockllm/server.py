@@ -69,10 +69,10 @@ def run(
     """Serve `engine` on a bound socket (see `listen`) until SIGINT or SIGTERM, then return.
 
     At the first signal it stops listening, closes idle connections, and gives the answers in
-    flight `shutdown_grace` seconds to end; then it drops what is left (a client sees its body
-    cut, not a hang). A second signal ends the process at once, by that signal's default action.
-    uvicorn's own handling would wait for every stream without end, and on a second Ctrl-C print
-    a CancelledError traceback per stream.
+    flight `shutdown_grace` seconds to end; then it ends the streams still going where they stand
+    (their bodies closed: a client reads a shorter stream, not a cut, nor a hang). A second signal
+    ends the process at once, by that signal's default action. uvicorn's own handling would wait
+    for every stream without end, and on a second Ctrl-C print a CancelledError traceback per stream.
     """
     host, port = sock.getsockname()[:2]
     config = uvicorn_config(create_app(engine), host, port, access_log)
@@ -127,6 +127,13 @@ async def _drain(server: uvicorn.Server, grace: float, *, cancel_after: float) -
     deadline = loop.time() + grace
     while state.connections and loop.time() < deadline:
         await asyncio.sleep(0.005)
+    # The grace is over: streams end where they stand, their bodies closed (a client reads a whole,
+    # shorter stream, not a cut); the connections close once their response is complete.
+    end = getattr(server.config.app, "end_streams", None)
+    if end is not None and end():
+        deadline = loop.time() + 0.25
+        while state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.002)
     # Cut what is still open: the app sees a client disconnect and ends its stream quietly.
     for connection in list(state.connections):
         transport = getattr(connection, "transport", None)

@@ -36,7 +36,7 @@ def test_serves_then_stops_with_an_idle_keep_alive_connection_open() -> None:
     server.stop()  # a second stop is harmless
 
 
-def test_stop_cuts_a_stalled_stream_quietly(caplog: pytest.LogCaptureFixture) -> None:
+def test_stop_ends_a_stalled_stream_cleanly_and_quietly(caplog: pytest.LogCaptureFixture) -> None:
     engine = Engine()
     engine.add({"reply": {"content": "a b c d", "fault": {"kind": "stall", "after_chunks": 1, "stall_ms": 60000}}})
     server = BackgroundServer(engine).start()
@@ -65,8 +65,9 @@ def test_stop_cuts_a_stalled_stream_quietly(caplog: pytest.LogCaptureFixture) ->
     finally:
         uvicorn_log.removeHandler(caplog.handler)
     reader.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], httpx.RemoteProtocolError)
-    assert not caplog.records  # no "Exception in ASGI application" for a stream cut on purpose
+    # its body closed where it stood (a shorter stream, read to its end), not a cut connection
+    assert outcome == [None]
+    assert not caplog.records  # no "Exception in ASGI application" for a stream ended on purpose
 
 
 def test_two_servers_side_by_side() -> None:
