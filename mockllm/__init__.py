@@ -1,10 +1,11 @@
-"""mockllm: a deterministic fake of an OpenAI-compatible LLM provider.
+"""mockllm: a deterministic fake of LLM providers' APIs, answering from scenario files.
 
-The core (scenarios, router, reply plans, wire format) knows nothing of HTTP; the
+The core (scenarios, router, reply plans, one dialect per API) knows nothing of HTTP; the
 starlette app, the in-process transports, the CLI and the pytest plugin drive an Engine.
 """
 
 from .answer import Answer
+from .dialects import ENDPOINTS, Dialect
 from .engine import DEFAULT_MODEL, NO_MATCH_STATUS, Engine
 from .errors import MockLLMError, Problem, RequestError, ScenarioError
 from .journal import Entry, Journal
@@ -15,9 +16,11 @@ from .timing import PRESETS
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ENDPOINTS",
     "NO_MATCH_STATUS",
     "PRESETS",
     "Answer",
+    "Dialect",
     "Engine",
     "Entry",
     "Hit",
