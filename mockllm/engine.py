@@ -150,7 +150,7 @@ class Engine:
                 entry.status = exc.status
                 entry.error = exc.message
             payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code)
-            answer = error_answer(exc.status, payload, self._request_id(entry))
+            answer = error_answer(exc.status, payload, self._request_id(entry), None, dialect)
             answer.entry = entry
             return answer
         routed = self.router.route(request)
@@ -163,7 +163,7 @@ class Engine:
         else:
             message = routed.explain()
             payload = dialect.error_body(message, "mockllm_error", None, "no_rule_matched")
-            answer = error_answer(NO_MATCH_STATUS, payload, self._request_id(entry), _NO_RETRY)
+            answer = error_answer(NO_MATCH_STATUS, payload, self._request_id(entry), _NO_RETRY, dialect)
             if entry is None:
                 return answer
             entry.error = message
@@ -227,8 +227,14 @@ class Engine:
     def not_allowed(self, methods: Methods, method: str, path: str) -> Answer:
         """405 for a path that is served, with the methods it takes in `Allow` (as RFC 9110 asks)."""
         message = f"Method {method} not allowed on {path}; it takes {', '.join(methods)}."
-        body = error_body(message, "invalid_request_error", None, "method_not_allowed")
-        return self.json_answer(405, body, [("allow", ", ".join(methods))])
+        allow = [("allow", ", ".join(methods))]
+        dialect = next((t.dialect for t in methods.values() if t.dialect is not None), None)
+        if dialect is None:
+            return self.json_answer(
+                405, error_body(message, "invalid_request_error", None, "method_not_allowed"), allow
+            )
+        body = dialect.error_body(message, "invalid_request_error", None, "method_not_allowed")  # in its API's envelope
+        return error_answer(405, body, self.request_id(), allow, dialect)
 
     def too_large(
         self, methods: Methods, method: str, path: str, size: int | None, headers: Mapping[str, str] | None = None
@@ -251,7 +257,7 @@ class Engine:
             )
         entry = self.journal.open(dialect.name, path, headers or {}, b"") if self.journal.keeps else None
         payload = dialect.error_body(message, "invalid_request_error", None, "request_too_large")
-        answer = error_answer(413, payload, self._request_id(entry), _CLOSE)
+        answer = error_answer(413, payload, self._request_id(entry), _CLOSE, dialect)
         if entry is not None:
             entry.status, entry.error = 413, message
             answer.entry = entry

@@ -250,6 +250,10 @@ def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> lis
                 unsent = _unsent_fault(rule, full)
                 if unsent:
                     problems.append(Problem(source, _line(lines, (*at, "fault")), dotted((*at, "fault")), unsent))
+                for name in rule.match.endpoints or ():
+                    why = DIALECTS[name].unsendable(full)  # a reply the API named cannot express
+                    if why:
+                        problems.append(Problem(source, _line(lines, at), dotted(at), why))
             merged.append(full)
         line = _line(lines, ("rules", index))
         name = rule.name or f"{stem}:rules[{index}]"

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from .answer import Answer, Header
 from .derive import Derived
+from .dialects import CHAT_DIALECT
 from .dialects.base import Call, Dialect, Stream, ToolCallWire
-from .dialects.openai import ERROR_DEFAULTS, JSON_HEADERS, SERVER_ERROR, SSE_HEADERS, dumps, fingerprint
+from .dialects.openai import JSON_HEADERS, SERVER_ERROR, SSE_HEADERS, dumps, fingerprint
 from .request import Request
 from .scenario import ErrorSpec, Fault, Generate
 from .sse import Event, frame
@@ -40,13 +41,16 @@ def error_answer(
     body: bytes,
     request_id: str,
     extra: list[tuple[str, str]] | None = None,
+    dialect: Dialect | None = None,
 ) -> Answer:
-    """An error (or a small JSON answer) with the headers real error answers carry: a request id and
-    OpenAI's version (unless `extra`, a scenario's headers, names one)."""
-    headers: list[Header] = [*JSON_HEADERS, (b"x-request-id", request_id.encode())]
+    """An error (or a small JSON answer) with the headers real error answers carry: the API's request
+    id header (OpenAI's `x-request-id` when no dialect is given), then its others (OpenAI's version),
+    which a scenario's own header of the same name in `extra` replaces; the dialect may name the id in
+    its envelope too (Dialect.error_parts)."""
     given = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra or ()]
-    if not any(name == b"openai-version" for name, _ in given):
-        headers.append(_VERSION)
+    body, own = (dialect or CHAT_DIALECT).error_parts(body, request_id)
+    names = {name for name, _ in given}
+    headers = [*JSON_HEADERS, own[0], *(header for header in own[1:] if header[0] not in names)]
     return Answer(status, headers + given, body)
 
 
@@ -196,9 +200,7 @@ class _TranscriptFaults(Stream):
 
 def _scripted_error(spec: ErrorSpec, request: Request, derived: Derived, dialect: Dialect) -> Answer:
     status = spec.status
-    kind, code, message = ERROR_DEFAULTS.get(
-        status, ("invalid_request_error" if status < 500 else "server_error", None, f"Error {status}.")
-    )
+    kind, code, message = dialect.error_default(status)
     text = spec.message or message.format(model=request.model)
     if "code" in spec.model_fields_set:
         code = None if spec.code is None else str(spec.code)
@@ -215,7 +217,7 @@ def _scripted_error(spec: ErrorSpec, request: Request, derived: Derived, dialect
         body = dialect.azure_error_body(str(spec.code) if spec.code is not None else str(status), text)
     else:
         body = dialect.error_body(text, spec.type or kind, spec.param, code)
-    return error_answer(status, body, derived.request_id, list(extra.items()))
+    return error_answer(status, body, derived.request_id, list(extra.items()), dialect)
 
 
 # -- generated text -------------------------------------------------------------------------------

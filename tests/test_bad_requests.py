@@ -140,8 +140,8 @@ def test_unknown_paths_are_404(serve) -> None:
     root = served.server.url
     for method, url in [
         ("POST", served.base_url + "/nothing"),
-        ("POST", served.base_url + "/completions"),
-        ("POST", served.base_url + "/embeddings"),
+        ("POST", served.base_url + "/images/generations"),
+        ("POST", served.base_url + "/audio/speech"),
         ("GET", root + "/"),
         ("GET", root + "/v2/models"),
         ("POST", root + "/ns/no-such-namespace/v1/chat/completions"),
@@ -151,10 +151,8 @@ def test_unknown_paths_are_404(serve) -> None:
         assert r.status_code == 404, url
         assert envelope(r)["type"] == "invalid_request_error"
     client = openai.OpenAI(base_url=served.base_url, api_key="test")
-    with pytest.raises(openai.NotFoundError):
-        client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi")
-    with pytest.raises(openai.NotFoundError):
-        client.embeddings.create(model="text-embedding-3-small", input="hi")
+    with pytest.raises(openai.NotFoundError):  # an API no dialect speaks
+        client.images.generate(model="dall-e-3", prompt="hi")
 
 
 def test_wrong_methods_are_405(serve) -> None:

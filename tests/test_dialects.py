@@ -64,20 +64,20 @@ def test_the_route_table_finds_every_dialects_paths(path: str, route: str, param
 
 
 def test_every_dialect_is_routed_and_named() -> None:
-    assert ENDPOINTS == ("chat", "responses")
+    assert ENDPOINTS == ("chat", "responses", "anthropic", "completions", "embeddings")
     for name, dialect in DIALECTS.items():
         assert dialect.name == name
         for route in dialect.routes:
             found = resolve(route.path.replace("{", "x").replace("}", ""))
             assert found is not None and found[0][route.method].dialect is dialect
-    assert resolve("/v1/completions") is None  # not served yet: a 404
+    assert resolve("/v1/audio/speech") is None  # not served: a 404
 
 
 def test_unknown_paths_and_methods_get_openais_envelope() -> None:
     engine = Engine(time_scale=0)
-    missing = engine.handle("POST", "/v1/embeddings", {}, b"{}")
+    missing = engine.handle("POST", "/v1/audio/speech", {}, b"{}")
     assert missing.status == 404
-    assert json.loads(missing.body)["error"]["message"] == "Invalid URL (POST /v1/embeddings)"
+    assert json.loads(missing.body)["error"]["message"] == "Invalid URL (POST /v1/audio/speech)"
     wrong = engine.handle("GET", "/v1/responses", {}, b"")
     assert wrong.status == 405
     assert json.loads(wrong.body)["error"]["code"] == "method_not_allowed"

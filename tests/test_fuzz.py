@@ -149,15 +149,22 @@ def served() -> Iterator[tuple[httpx.Client, str]]:
 
 
 def check(response: httpx.Response, what: str) -> None:
-    """No 5xx; an error in OpenAI's envelope, with its message as text."""
+    """No 5xx; an error in its API's envelope (Anthropic's for /v1/messages, else OpenAI's), with
+    its message as text."""
     assert response.status_code < 500, f"{what}: {response.status_code} {response.content[:300]!r}"
     if response.status_code < 400:
         return
     assert response.headers["content-type"].startswith("application/json"), what
     body = response.json()
-    assert isinstance(body, dict) and set(body) == {"error"}, f"{what}: {body!r}"
-    error = body["error"]
-    assert {"message", "type", "param", "code"} <= set(error), f"{what}: {error!r}"
+    if "/v1/messages" in what:  # shared/dialects.md section 2, "Errors"
+        assert isinstance(body, dict) and set(body) == {"type", "error", "request_id"}, f"{what}: {body!r}"
+        assert body["type"] == "error" and body["request_id"] == response.headers["request-id"], what
+        error = body["error"]
+        assert set(error) == {"type", "message"}, f"{what}: {error!r}"
+    else:
+        assert isinstance(body, dict) and set(body) == {"error"}, f"{what}: {body!r}"
+        error = body["error"]
+        assert {"message", "type", "param", "code"} <= set(error), f"{what}: {error!r}"
     assert isinstance(error["message"], str) and error["message"], f"{what}: {error!r}"
 
 

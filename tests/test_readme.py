@@ -101,7 +101,8 @@ python -m mockllm ...
 """
 
 HOW_IT_IS_BUILT = """\
-scenarios/*.yaml ─► scenario.py (pydantic model) + loader.py (file:line errors)
+scenarios/*.yaml ─► yamltext.py (one libyaml pass, every key's line) ─► scenario.py (pydantic model)
+                   + loader.py (file:line errors)
                         (schema.py: the editor schema, generated from scenario.py's models)
                         ─► script.py: the neutral reply, compiled once (text pieces, tool calls and their
                            argument fragments, finish, usage overrides, schedule, fault, framing, transcript);
@@ -114,6 +115,7 @@ request bytes ─► routes.py (one route table, made from the dialect registry)
                  derive.py · timing.py · tokens.py · answer.py (Answer: body or timed writes)
 dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs share: error envelope, headers)
            · chat.py (Chat Completions) · responses.py (Responses API, with its store of responses)
+           · anthropic.py (Messages) · completions.py (legacy completions) · embeddings.py
 engine.py ties them and keeps the journal; adapters over it: app.py (starlette: its fast path and its routes
 both from routes.py), transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py),
 cli.py, and the pytest plugin (pytest_plugin/mockllm_pytest).

@@ -145,8 +145,9 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "unknown-endpoint",
-        "version: 1\nrules:\n  - match: {endpoint: embeddings}\n    reply: {content: hi}\n",
-        "bad.yaml:3: rules[0].match.endpoint: unknown endpoint 'embeddings'; known: chat, responses",
+        "version: 1\nrules:\n  - match: {endpoint: images}\n    reply: {content: hi}\n",
+        "bad.yaml:3: rules[0].match.endpoint: unknown endpoint 'images'; known: chat, responses, anthropic,"
+        " completions, embeddings",
     ),
     (
         "status-418-reserved",

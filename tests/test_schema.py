@@ -62,8 +62,9 @@ def test_every_key_has_a_description() -> None:
 def test_the_validators_names_are_offered_as_enums() -> None:
     defs = schema_module.schema()["$defs"]
     endpoint = defs["Match"]["properties"]["endpoint"]["anyOf"]
-    assert endpoint[0] == {"type": "string", "enum": ["chat", "responses"]}
-    assert endpoint[1]["items"] == {"type": "string", "enum": ["chat", "responses"]}
+    names = ["chat", "responses", "anthropic", "completions", "embeddings"]
+    assert endpoint[0] == {"type": "string", "enum": names}
+    assert endpoint[1]["items"] == {"type": "string", "enum": names}
     preset = defs["Timing"]["properties"]["preset"]["anyOf"][0]
     assert preset["enum"] == ["gpt-4o", "gpt-4o-mini", "instant", "reasoning", "slow"]
 

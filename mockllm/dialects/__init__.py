@@ -7,12 +7,17 @@ share, and `match.endpoint` accepts its name.
 
 from __future__ import annotations
 
+from .anthropic import ANTHROPIC
 from .base import Call, Dialect, Route, Stream, ToolCallWire
 from .chat import CHAT
+from .completions import COMPLETIONS
+from .embeddings import EMBEDDINGS
 from .responses import RESPONSES
 
 __all__ = ["CHAT_DIALECT", "DIALECTS", "ENDPOINTS", "Call", "Dialect", "Route", "Stream", "ToolCallWire"]
 
-DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (CHAT, RESPONSES)}
+DIALECTS: dict[str, Dialect] = {
+    dialect.name: dialect for dialect in (CHAT, RESPONSES, ANTHROPIC, COMPLETIONS, EMBEDDINGS)
+}
 ENDPOINTS: tuple[str, ...] = tuple(DIALECTS)
 CHAT_DIALECT: Dialect = CHAT

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from ..errors import RequestError
 from ..scenario import FAULT_KINDS
+from .openai import ERROR_DEFAULTS
 
 if TYPE_CHECKING:
     import random
@@ -22,9 +23,12 @@ if TYPE_CHECKING:
     from ..derive import Derived
     from ..request import Request
     from ..router import Hit, Rule
+    from ..scenario import Reply
     from ..script import Script
     from ..sse import Event, Write
     from .openai import Header
+
+_OPENAI_VERSION = (b"openai-version", b"2020-10-01")
 
 __all__ = ["Call", "Dialect", "Route", "Stream", "ToolCallWire"]
 
@@ -108,6 +112,25 @@ class Dialect:
 
     def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
         raise NotImplementedError
+
+    def error_default(self, status: int) -> tuple[str, str | None, str]:
+        """A scripted error's type, code and message (which may name {model}) when the scenario sets none:
+        OpenAI's by default (an API with other error types per status says its own)."""
+        return ERROR_DEFAULTS.get(
+            status, ("invalid_request_error" if status < 500 else "server_error", None, f"Error {status}.")
+        )
+
+    def error_parts(self, body: bytes, request_id: str) -> tuple[bytes, list[Header]]:
+        """An error answer's body and its headers after the content type: the request id's header first
+        (always sent), then the others (a scenario's own header of the same name replaces them). OpenAI's
+        by default: the body as it is, `x-request-id` and `openai-version`; an API whose envelope names
+        the request id, or whose header is another, says its own."""
+        return body, [(b"x-request-id", request_id.encode()), _OPENAI_VERSION]
+
+    def unsendable(self, reply: Reply) -> str | None:
+        """Why this API cannot send `reply` at all (checked at load for a rule that names this API), or
+        None: every reply can be sent by default."""
+        return None
 
     def prepare(self, script: Script) -> None:
         """Compile what this dialect can of a reply once, when it loads (stored in `script.compiled`)."""

@@ -1,0 +1,201 @@
+"""OpenAI's legacy completions: `POST /v1/completions` (and Azure's deployments path).
+
+Wire facts: shared/dialects.md sections 0 and 4. A whole answer is a `text_completion` object,
+pretty-printed (2 spaces, a final newline); a stream is `data:` chunks of the same object with
+text deltas, a finish chunk, an optional usage chunk (`"choices":[]`), then `data: [DONE]`.
+
+The neutral reply's text is `choices[0].text`. Tool calls have no place on this wire: a reply
+with tool calls answering a completions request is mockllm's 500 naming the rule (see `fast`).
+The request's `max_tokens` (the real default is 16) does not cut the reply, as in every dialect:
+the scenario says the text and its finish (`finish_reason: length` for a cut answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..answer import Answer
+from ..errors import RequestError
+from ..request import Request, invalid_type, parse_json_object, stream_flag
+from ..sse import Event
+from ..tokens import count_tokens
+from .base import Call, Dialect, Route, Stream
+from .openai import SERVER_ERROR, Header, azure_error_body, dumps, error_body, headers, string
+
+if TYPE_CHECKING:
+    import random
+
+    from ..derive import Derived
+    from ..router import Hit
+    from ..scenario import Reply
+
+__all__ = ["COMPLETIONS", "CompletionsStream", "parse_completions"]
+
+# The neutral finishes this API has no word for: a reply without tool calls that says
+# `tool_calls` (or the old `function_call`) ended naturally.
+_FINISH = {"tool_calls": "stop", "function_call": "stop"}
+_NO_RETRY = [("x-should-retry", "false")]  # a scenario mistake: retrying cannot mend it
+
+
+def _prompt_text(prompt: Any) -> tuple[str | None, int]:
+    """The user text (the prompt, or the last of a list of them) and the prompt's tokens."""
+    if isinstance(prompt, str):
+        return prompt, count_tokens(prompt)
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(p, str) for p in prompt):
+            return prompt[-1], sum(count_tokens(p) for p in prompt)
+        if all(type(p) is int for p in prompt):  # one prompt as token ids
+            return None, len(prompt)
+        if all(isinstance(p, list) and all(type(t) is int for t in p) for p in prompt):  # several
+            return None, sum(len(p) for p in prompt)
+    raise invalid_type("prompt", "one of a string, an array of strings or an array of token arrays", prompt)
+
+
+def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str | None = None) -> Request:
+    """Parse and check a completions body; raise RequestError as OpenAI would answer."""
+    body = parse_json_object(raw)
+    model = body.get("model", default_model)
+    if type(model) is not str:
+        if model is None:
+            raise RequestError("you must provide a model parameter", param="model", code="missing_required_parameter")
+        raise invalid_type("model", "a string", model)
+    if "prompt" not in body:
+        raise RequestError("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
+    user_text, prompt_tokens = _prompt_text(body["prompt"])
+    stream = stream_flag(body)
+    request = Request("completions", body, model, stream, headers, user_text, None, prompt_tokens)
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise invalid_type("stream_options", "an object", options)
+        if not stream:
+            raise RequestError(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+                code="invalid_value",
+            )
+        request.include_usage = options.get("include_usage") is True
+    cap = body.get("max_tokens")
+    if cap is not None and type(cap) is not int:
+        raise invalid_type("max_tokens", "an integer", cap)
+    request.max_tokens = cap
+    # `suffix`, `echo`, `n`, `best_of`, `logprobs`, `stop`: accepted; the reply is the scenario's.
+    return request
+
+
+def _finish(call: Call) -> str:
+    return _FINISH.get(call.finish_reason, call.finish_reason)
+
+
+def _completion_id(call: Call) -> str:
+    return "cmpl-" + call.derived.completion_id[len("chatcmpl-") :]  # 29 letters and digits
+
+
+def _usage(call: Call) -> dict[str, int]:
+    prompt, completion = call.prompt_tokens, call.completion_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class CompletionsStream(Stream):
+    """`data: <text_completion chunk>` events: text deltas, the finish, usage, `[DONE]`."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.deltas = len(call.pieces)
+        # Every chunk shares its head and tail (shared/dialects.md section 4's key order).
+        self._head = (
+            f'{{"id":"{_completion_id(call)}","object":"text_completion","created":{call.derived.created},"choices":['
+        )
+        self._tail = f'],"model":{string(call.model)},"system_fingerprint":{string(call.fingerprint)}}}'
+
+    def chunk(self, text: str, finish: str | None = None) -> str:
+        finish_text = "null" if finish is None else string(finish)
+        choice = f'{{"text":{string(text)},"index":0,"logprobs":null,"finish_reason":{finish_text}}}'
+        return f"{self._head}{choice}{self._tail}"
+
+    def events(self) -> Iterator[Event]:
+        call, offsets = self.call, self.call.offsets
+        for n, piece in enumerate(call.pieces):
+            yield Event(offsets[n], self.chunk(piece), part="delta")
+        last = offsets[-1]
+        yield Event(last, self.chunk("", _finish(call)), part="finish")
+        if call.request.include_usage:
+            yield Event(last, f'{self._head}{self._tail[:-1]},"usage":{dumps(_usage(call))}}}', part="tail")
+        yield Event(last, "[DONE]", part="done")
+
+    def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
+        if kind == "error_event":  # as chat's: the same transport raises APIError on it
+            error = {"message": message or SERVER_ERROR, "type": "server_error", "param": None, "code": None}
+            return [Event(at, dumps({"error": error}))]
+        broken = self.chunk("broken")
+        return [Event(at, broken[: len(broken) // 2])]  # malformed: half a chunk
+
+
+class CompletionsDialect(Dialect):
+    name = "completions"
+    id_prefix = "cmpl-"
+    routes = (
+        Route("POST", "/v1/completions"),
+        Route("POST", "/openai/deployments/{deployment}/completions"),  # Azure: the deployment is the model
+    )
+
+    def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
+        return parse_completions(body, headers, params.get("deployment"))
+
+    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
+        return error_body(message, type, param, code, indent=4)  # shared/dialects.md section 0: as Responses
+
+    def azure_error_body(self, code: str, message: str) -> bytes:
+        return azure_error_body(code, message)
+
+    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
+        return headers(content_type, request_id, seconds)
+
+    def unsendable(self, reply: Reply) -> str | None:
+        if reply.tool_calls:
+            return (
+                "the completions API cannot send tool calls (its answer is text only): give this rule a reply "
+                "with content, or a match.endpoint without completions"
+            )
+        return None
+
+    def fast(
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any
+    ) -> Answer | None:
+        """Refuse a reply with tool calls: this API cannot say them, and dropping them would answer
+        something the scenario did not say. A 500 (the scenario is at fault, not the request) that the
+        SDKs do not retry, naming the rule and what to change."""
+        script = hit.reply
+        if not script.tools or script.spec.error is not None:
+            return None
+        from ..plan import error_answer  # plan imports the dialects: imported here, when first needed
+
+        rule = hit.rule
+        message = (
+            f"mockllm: rule {rule.name!r} ({rule.origin}) replies with tool calls, which the legacy completions "
+            "API (POST /v1/completions) cannot express. Give that rule `match: {endpoint: chat}` (or responses), "
+            "or add a rule for `endpoint: completions` whose reply has `content`."
+        )
+        body = self.error_body(message, "mockllm_error", None, "reply_not_expressible")
+        return error_answer(500, body, derived.request_id, _NO_RETRY)
+
+    def body(self, call: Call) -> bytes:
+        choice = {"text": call.content or "", "index": 0, "logprobs": None, "finish_reason": _finish(call)}
+        completion = {
+            "id": _completion_id(call),
+            "object": "text_completion",
+            "created": call.derived.created,
+            "model": call.model,
+            "choices": [choice],
+            "usage": _usage(call),
+        }
+        return orjson.dumps(completion, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+    def stream(self, call: Call) -> Stream:
+        return CompletionsStream(call)
+
+
+COMPLETIONS = CompletionsDialect()
