@@ -114,7 +114,7 @@ request bytes ─► routes.py (one route table, made from the dialect registry)
                  events with faults put in by one function (apply_fault) and sse.py framing
                  derive.py · timing.py · tokens.py · answer.py (Answer: body or timed writes)
 dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs share: error envelope, headers)
-           · chat.py (Chat Completions) · responses.py (Responses API, with its store of responses)
+           · chat.py (Chat Completions) · responses.py (Responses API; response_store.py keeps its answers)
            · anthropic.py (Messages) · completions.py (legacy completions) · embeddings.py
 engine.py ties them and keeps the journal; adapters over it: app.py (starlette: its fast path and its routes
 both from routes.py), transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py),

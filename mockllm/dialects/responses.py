@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -33,6 +32,7 @@ from .openai import (
     obfuscation_pool,
     string,
 )
+from .response_store import ResponseStore
 
 if TYPE_CHECKING:
     import random
@@ -49,52 +49,6 @@ _JSON_TYPE = JSON_HEADERS[0]
 _NO_LOGPROBS = ',"logprobs":[]'
 # finish -> (status, incomplete_details.reason); shared/dialects.md section 7
 _STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("incomplete", "content_filter")}
-
-
-class ResponseStore:
-    """The responses an engine produced, newest last, at most `limit` of them, each with the
-    conversation it answered (so that a chain's history is that, then the response's output).
-
-    A response is kept as the body it was sent as (bytes) when there is one, else as the object
-    a stream ended on: keeping bytes costs no copy, and they are parsed only when a chain or a
-    GET asks for them.
-    """
-
-    def __init__(self, limit: int = 1000) -> None:
-        self.limit = limit
-        self._kept: OrderedDict[str, tuple[bytes | dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
-
-    def put(self, response_id: str, response: bytes | dict[str, Any], answered: tuple[dict[str, Any], ...]) -> None:
-        kept = self._kept
-        kept[response_id] = (response, answered)
-        if len(kept) > self.limit:
-            kept.popitem(last=False)
-
-    def get(self, response_id: str) -> dict[str, Any] | None:
-        kept = self._kept.get(response_id)
-        if kept is None:
-            return None
-        return orjson.loads(kept[0]) if isinstance(kept[0], bytes) else kept[0]
-
-    def body(self, response_id: str) -> bytes | None:
-        """The response as GET /v1/responses/{id} sends it (pretty JSON), or None."""
-        kept = self._kept.get(response_id)
-        if kept is None:
-            return None
-        return kept[0] if isinstance(kept[0], bytes) else orjson.dumps(kept[0], option=_INDENT)
-
-    def history(self, response_id: str) -> tuple[dict[str, Any], ...] | None:
-        """The conversation up to and with that response (its output as input items), or None."""
-        kept = self._kept.get(response_id)
-        if kept is None:
-            return None
-        response = self.get(response_id)
-        assert response is not None
-        said = tuple(
-            {"role": "assistant", "content": item["content"]} if item["type"] == "message" else item
-            for item in response["output"]
-        )
-        return (*kept[1], *said)
 
 
 # -- requests ---------------------------------------------------------------------------------
