@@ -14,7 +14,15 @@ import orjson
 
 from .errors import RequestError
 
-__all__ = ["Request", "invalid_type", "message_text", "parse_json_object", "stream_flag", "type_name"]
+__all__ = [
+    "Request",
+    "invalid_type",
+    "message_text",
+    "parse_json_object",
+    "read_stream_options",
+    "stream_flag",
+    "type_name",
+]
 
 _JSON_HINT = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
@@ -93,3 +101,20 @@ def stream_flag(body: dict[str, Any]) -> bool:
     if not isinstance(stream, bool):
         raise invalid_type("stream", "a boolean", stream)
     return stream
+
+
+def read_stream_options(body: dict[str, Any], request: Request) -> None:
+    """`stream_options` (chat, legacy completions) as OpenAI checks it, into `request`."""
+    options = body.get("stream_options")
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise invalid_type("stream_options", "an object", options)
+    if not request.stream:
+        raise RequestError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    request.include_usage = options.get("include_usage") is True
+    request.include_obfuscation = options.get("include_obfuscation", True) is not False

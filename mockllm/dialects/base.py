@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from ..errors import RequestError
 from ..scenario import FAULT_KINDS
 from .openai import ERROR_DEFAULTS
+from .openai import azure_error_body as openai_azure_error_body
+from .openai import error_body as openai_error_body
+from .openai import headers as openai_headers
 
 if TYPE_CHECKING:
     import random
@@ -104,14 +107,18 @@ class Dialect:
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
         raise NotImplementedError
 
+    # The error envelope, headers and error defaults below are OpenAI's, which four of the APIs share
+    # (shared/wire.md section 5): an API with others overrides them (anthropic.py).
+    error_indent: ClassVar[int | None] = None  # pretty-printed errors (Responses, legacy, embeddings: 4)
+
     def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
-        raise NotImplementedError
+        return openai_error_body(message, type, param, code, indent=self.error_indent)
 
     def azure_error_body(self, code: str, message: str) -> bytes:
-        return self.error_body(message, "error", None, code)
+        return openai_azure_error_body(code, message)
 
     def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
-        raise NotImplementedError
+        return openai_headers(content_type, request_id, seconds)
 
     def error_default(self, status: int) -> tuple[str, str | None, str]:
         """A scripted error's type, code and message (which may name {model}) when the scenario sets none:

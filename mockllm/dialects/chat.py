@@ -17,17 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..answer import Answer
 from ..errors import RequestError
-from ..request import Request, invalid_type, message_text, parse_json_object, stream_flag
+from ..request import Request, invalid_type, message_text, parse_json_object, read_stream_options, stream_flag
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream, ToolCallWire
 from .openai import (
     JSON_HEADERS,
     SERVER_ERROR,
-    Header,
-    azure_error_body,
     dumps,
-    error_body,
     fingerprint,
     headers,
     json_text,
@@ -126,18 +123,8 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
             prompt_tokens += _more_tokens(message)
     stream = stream_flag(body)
     request = Request("chat", body, model, stream, headers, user_text, system_text, prompt_tokens)
-    options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise invalid_type("stream_options", "an object", options)
-        if not stream:
-            raise RequestError(
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options",
-                code="invalid_value",
-            )
-        request.include_usage = options.get("include_usage") is True
-        request.include_obfuscation = options.get("include_obfuscation", True) is not False
+    if "stream_options" in body:
+        read_stream_options(body, request)
     if len(body) > 2:  # more than model and messages: the rarer keys
         tools = body.get("tools")
         if type(tools) is list:
@@ -398,15 +385,6 @@ class ChatDialect(Dialect):
 
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
         return parse_chat(body, headers, params.get("deployment"))
-
-    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
-        return error_body(message, type, param, code)
-
-    def azure_error_body(self, code: str, message: str) -> bytes:
-        return azure_error_body(code, message)
-
-    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
-        return headers(content_type, request_id, seconds)
 
     def prepare(self, script: Script) -> None:
         choices = None

@@ -19,11 +19,11 @@ import orjson
 
 from ..answer import Answer
 from ..errors import RequestError
-from ..request import Request, invalid_type, parse_json_object, stream_flag
+from ..request import Request, invalid_type, parse_json_object, read_stream_options, stream_flag
 from ..sse import Event
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
-from .openai import SERVER_ERROR, Header, azure_error_body, dumps, error_body, headers, string
+from .openai import SERVER_ERROR, dumps, string
 
 if TYPE_CHECKING:
     import random
@@ -67,17 +67,8 @@ def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str
     user_text, prompt_tokens = _prompt_text(body["prompt"])
     stream = stream_flag(body)
     request = Request("completions", body, model, stream, headers, user_text, None, prompt_tokens)
-    options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise invalid_type("stream_options", "an object", options)
-        if not stream:
-            raise RequestError(
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options",
-                code="invalid_value",
-            )
-        request.include_usage = options.get("include_usage") is True
+    if "stream_options" in body:
+        read_stream_options(body, request)
     cap = body.get("max_tokens")
     if cap is not None and type(cap) is not int:
         raise invalid_type("max_tokens", "an integer", cap)
@@ -136,6 +127,7 @@ class CompletionsStream(Stream):
 
 class CompletionsDialect(Dialect):
     name = "completions"
+    error_indent = 4  # pretty, as the API sends its errors (shared/dialects.md section 0)
     id_prefix = "cmpl-"
     routes = (
         Route("POST", "/v1/completions"),
@@ -144,15 +136,6 @@ class CompletionsDialect(Dialect):
 
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
         return parse_completions(body, headers, params.get("deployment"))
-
-    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
-        return error_body(message, type, param, code, indent=4)  # shared/dialects.md section 0: as Responses
-
-    def azure_error_body(self, code: str, message: str) -> bytes:
-        return azure_error_body(code, message)
-
-    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
-        return headers(content_type, request_id, seconds)
 
     def unsendable(self, reply: Reply) -> str | None:
         if reply.tool_calls:

@@ -42,7 +42,7 @@ from ..errors import RequestError
 from ..request import Request, invalid_type, parse_json_object
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route
-from .openai import JSON_HEADERS, Header, azure_error_body, error_body, headers
+from .openai import JSON_HEADERS, Header, headers
 
 if TYPE_CHECKING:
     import random
@@ -194,6 +194,7 @@ def _headers(model: str, request_id: str, seconds: float) -> list[Header]:
 
 class EmbeddingsDialect(Dialect):
     name = "embeddings"
+    error_indent = 4  # pretty, as the API sends its errors (shared/dialects.md section 0)
     id_prefix = ""  # a list of vectors has no id
     routes = (
         Route("POST", "/v1/embeddings"),
@@ -204,15 +205,6 @@ class EmbeddingsDialect(Dialect):
 
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
         return parse_embeddings(body, headers, params.get("deployment"))
-
-    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
-        return error_body(message, type, param, code, indent=4)  # shared/dialects.md section 0: as Responses
-
-    def azure_error_body(self, code: str, message: str) -> bytes:
-        return azure_error_body(code, message)
-
-    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
-        return headers(content_type, request_id, seconds)
 
     def unsendable(self, reply: Reply) -> str | None:
         if reply.sse is not None:

@@ -24,9 +24,6 @@ from .base import Call, Dialect, Route, Stream
 from .openai import (
     JSON_HEADERS,
     SERVER_ERROR,
-    Header,
-    azure_error_body,
-    error_body,
     headers,
     json_text,
     obfuscation_pool,
@@ -473,20 +470,12 @@ class ResponsesStream(Stream):
 
 class ResponsesDialect(Dialect):
     name = "responses"
+    error_indent = 4  # pretty, as the API sends its errors (shared/dialects.md section 0)
     id_prefix = "resp_"
     routes = (Route("POST", "/v1/responses"), Route("GET", "/v1/responses/{response_id}", "retrieve"))
 
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
         return parse_responses(body, headers, state)
-
-    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
-        return error_body(message, type, param, code, indent=4)
-
-    def azure_error_body(self, code: str, message: str) -> bytes:
-        return azure_error_body(code, message)
-
-    def headers(self, content_type: Header, request_id: str, seconds: float) -> list[Header]:
-        return headers(content_type, request_id, seconds)
 
     def prepare(self, script: Script) -> None:
         script.compiled[self.name] = _template(script)
