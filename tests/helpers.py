@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "LITELLM_FAILS_WITHOUT_FINISH",
@@ -21,7 +23,9 @@ __all__ = [
     "SCENARIOS",
     "TRANSPORT_HEADERS",
     "chat_usage",
+    "faulted",
     "fetch_bytes",
+    "http_chunks",
     "readme_blocks",
     "reference_bytes",
     "release",
@@ -108,3 +112,50 @@ def fetch_bytes(client: Any, base_url: str, stream: bool) -> tuple[int, list[tup
         chunks = [c for c in response.iter_raw() if c]
     headers = [(k, v) for k, v in response.headers.multi_items() if k not in TRANSPORT_HEADERS]
     return response.status_code, headers, chunks
+
+
+FAULT_TEXT = "one two three four five"  # five chunks: "one", " two", " three", " four", " five"
+
+
+def faulted(kind: str, after: int = 0, **extra: Any) -> dict[str, Any]:
+    """A scenario: model "faulty" streams FAULT_TEXT with the fault; model "healthy" answers normally
+    (every API: the rules name no endpoint)."""
+    return {
+        "rules": [
+            {
+                "name": "faulty",
+                "match": {"model": "faulty"},
+                "reply": {"content": FAULT_TEXT, "fault": {"kind": kind, "after_chunks": after, **extra}},
+            },
+            {"name": "healthy", "match": {"model": "healthy"}, "reply": {"content": "all good"}},
+        ]
+    }
+
+
+def http_chunks(url: str, body: dict[str, Any]) -> list[bytes]:
+    """The HTTP/1.1 chunks of the answer to POST `body` at `url`, one per network write, read with
+    a bare socket (a client library would join or split them)."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head + payload)
+        data = bytearray()
+        while piece := sock.recv(65536):
+            data += piece
+    headers, _, rest = bytes(data).partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in headers.lower()
+    chunks: list[bytes] = []
+    while rest:  # empty before the last chunk: the server dropped the connection (a fault)
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return chunks
+        chunks.append(rest[:size])
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
+    return chunks

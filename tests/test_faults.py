@@ -17,7 +17,7 @@ import httpx
 import litellm
 import openai
 import pytest
-from helpers import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS
+from helpers import LITELLM_FAILS_WITHOUT_FINISH, SCENARIOS, faulted
 from litellm.exceptions import MidStreamFallbackError
 
 TEXT = "one two three four five"  # five content chunks: "one", " two", " three", " four", " five"
@@ -25,20 +25,6 @@ PIECES = ["one", " two", " three", " four", " five"]
 MESSAGES = [{"role": "user", "content": "Tell me five numbers."}]
 DROPPED = (httpx.RemoteProtocolError, openai.APIConnectionError)  # openai < 3 raw, >= 3 wrapped
 TIMED_OUT = (httpx.ReadTimeout, openai.APITimeoutError)
-
-
-def faulted(kind: str, after: int = 0, **extra: Any) -> dict[str, Any]:
-    """A scenario: model "faulty" streams TEXT with the fault; model "healthy" answers normally."""
-    return {
-        "rules": [
-            {
-                "name": "faulty",
-                "match": {"model": "faulty"},
-                "reply": {"content": TEXT, "fault": {"kind": kind, "after_chunks": after, **extra}},
-            },
-            {"name": "healthy", "match": {"model": "healthy"}, "reply": {"content": "all good"}},
-        ]
-    }
 
 
 def openai_client(served: Any, read: float = 10.0, retries: int = 0) -> openai.OpenAI:

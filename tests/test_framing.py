@@ -13,13 +13,13 @@ import json
 import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import litellm
 import openai
 import pytest
 from helpers import LITELLM_FAILS_WITHOUT_FINISH
+from helpers import http_chunks as raw_http_chunks
 from litellm.exceptions import MidStreamFallbackError
 
 from mockllm import Engine
@@ -41,30 +41,8 @@ def raw_body(served: Any) -> bytes:
 
 
 def http_chunks(served: Any) -> list[bytes]:
-    """The body's HTTP/1.1 chunks, one per network write, read with a bare socket."""
-    url = urlsplit(f"{served.base_url}/chat/completions")
-    payload = json.dumps(BODY).encode()
-    head = (
-        f"POST {url.path} HTTP/1.1\r\nHost: {url.hostname}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-        sock.sendall(head + payload)
-        data = bytearray()
-        while piece := sock.recv(65536):
-            data += piece
-    headers, _, rest = bytes(data).partition(b"\r\n\r\n")
-    assert b"transfer-encoding: chunked" in headers.lower()
-    chunks: list[bytes] = []
-    while rest:  # empty before the last chunk: the server dropped the connection (a fault)
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            return chunks
-        chunks.append(rest[:size])
-        assert rest[size : size + 2] == b"\r\n"
-        rest = rest[size + 2 :]
-    return chunks
+    """The chat stream's HTTP/1.1 chunks, one per network write."""
+    return raw_http_chunks(f"{served.base_url}/chat/completions", BODY)
 
 
 def iter_raw_pieces(served: Any) -> list[bytes]:

@@ -19,6 +19,7 @@ import httpx
 import openai
 import pydantic
 import pytest
+from helpers import faulted
 
 OPENAI_3 = int(openai.__version__.split(".")[0]) >= 3
 if OPENAI_3:  # openai 3 _streaming.py: `except request_exceptions(): raise APIConnectionError` (timeouts first)
@@ -93,20 +94,6 @@ def types(events: list[Any]) -> list[str]:
 
 def deltas(events: list[Any]) -> list[str]:
     return [e.delta for e in events if e.type == "response.output_text.delta"]
-
-
-def faulted(kind: str, after: int = 0, **extra: Any) -> dict[str, Any]:
-    """Model "faulty" streams TEXT with the fault; model "healthy" answers normally."""
-    return {
-        "rules": [
-            {
-                "name": "faulty",
-                "match": {"model": "faulty"},
-                "reply": {"content": TEXT, "fault": {"kind": kind, "after_chunks": after, **extra}},
-            },
-            {"name": "healthy", "match": {"model": "healthy"}, "reply": {"content": "all good"}},
-        ]
-    }
 
 
 def assert_still_serving(served: Any) -> None:

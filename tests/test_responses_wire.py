@@ -11,16 +11,15 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
 import openai
 import pytest
+from helpers import http_chunks as raw_http_chunks
 
 from mockllm import Engine
 
@@ -88,29 +87,8 @@ def reference(reply: dict[str, Any], body: dict[str, Any] = STREAM) -> bytes:
 
 
 def http_chunks(served: Any, body: dict[str, Any] = STREAM) -> list[bytes]:
-    """The body's HTTP/1.1 chunks, one per network write, read with a bare socket (as tests/test_framing.py)."""
-    url = urlsplit(f"{served.base_url}/responses")
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {url.path} HTTP/1.1\r\nHost: {url.hostname}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-        sock.sendall(head + payload)
-        data = bytearray()
-        while piece := sock.recv(65536):
-            data += piece
-    headers, _, rest = bytes(data).partition(b"\r\n\r\n")
-    assert b"transfer-encoding: chunked" in headers.lower()
-    chunks: list[bytes] = []
-    while rest:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            return chunks
-        chunks.append(rest[:size])
-        rest = rest[size + 2 :]
-    return chunks
+    """The Responses stream's HTTP/1.1 chunks, one per network write (as tests/test_framing.py reads chat's)."""
+    return raw_http_chunks(f"{served.base_url}/responses", body)
 
 
 def sdk_text(served: Any) -> str:
