@@ -197,7 +197,7 @@ class Engine:
             glob = rule.match.model
             if glob and not any(ch in glob for ch in "*?["):
                 names.append(glob)
-            names.extend(s.spec.model for s in rule.replies if s.spec.model)
+            names.extend(s.model for s in rule.replies if s.model)
         return list(dict.fromkeys(names))
 
     def models(self) -> Answer:

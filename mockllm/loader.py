@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from .dialects import DIALECTS
 from .errors import Problem, ScenarioError
-from .router import Rule
+from .router import Conditions, Rule
 from .scenario import (
     BODY_KEYS,
     Defaults,
@@ -30,6 +30,7 @@ from .scenario import (
     Reply,
     RuleSpec,
     ScenarioFile,
+    ScenarioHead,
     TextMatch,
     Timing,
     ToolCall,
@@ -187,8 +188,63 @@ def _load_file(path: Path) -> Scenario:
 def load_text(text: str, source: str = "<text>") -> Scenario:
     """Load a scenario from YAML text; `source` names it in errors."""
     with collector_paused():
-        parsed = [parse_yaml(text, source)]
+        streamed = _RuleStream(source)
+        parsed = [parse_yaml(text, source, streamed.take)]
+        if streamed.taken:
+            data = parsed[0][0]
+            if set(data) == streamed.head_keys | {"rules"}:
+                if streamed.problems:
+                    raise ScenarioError(streamed.problems)
+                return Scenario(source, streamed.rules)
+            # A key after `rules` (defaults, time_scale) changes the rules already compiled: load the
+            # file again, the plain way (only such files pay for it).
+            parsed.clear()
+            del data
+            streamed = _RuleStream(source)
+            parsed.append(parse_yaml(text, source))
         return _load_parsed(parsed, source)
+
+
+class _RuleStream:
+    """Rules validated and compiled one by one as the parser finishes each, when the keys before
+    `rules` are valid: each rule's YAML data is let go as soon as it is compiled, so the data of a
+    big file (~12x its size) never lives beside all its rules at once. The problems are the same
+    as the plain path's (load_mapping), rule by rule."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.head: ScenarioHead | None = None
+        self.head_keys: set[str] = set()
+        self.base: dict[str, Any] | None = None
+        self.off = False  # the keys before `rules` do not validate: the plain path will say why
+        self.taken = 0
+        self.rules: list[Rule] = []
+        self.problems: list[Problem] = []
+
+    def take(self, index: int, data: dict[str, Any], lines: LineTree, head: dict[str, Any]) -> bool:
+        if self.off:
+            return False
+        if self.head is None:
+            if not isinstance(data["rules"], list) or index != 0:
+                self.off = True
+                return False
+            try:
+                self.head = ScenarioHead.model_validate(head)
+            except ValidationError:
+                self.off = True
+                return False
+            self.head_keys = set(head)
+            self.base = _defaults_base(self.head.defaults)
+        try:
+            spec = RuleSpec.model_validate(data["rules"][index])
+        except ValidationError as exc:
+            self.problems.extend(_problems(exc, data, self.source, lines, ("rules", index)))
+        else:
+            rule = _rule(index, spec, self.head, self.base, self.source, lines, self.problems)
+            if rule is not None:
+                self.rules.append(rule)
+        self.taken += 1
+        return True
 
 
 def _load_parsed(parsed: list[tuple[Any, LineTree]], source: str) -> Scenario:
@@ -220,60 +276,80 @@ def _validate(data: Any, source: str, lines: Mapping[PathKey, int]) -> ScenarioF
 
 
 def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> list[Rule]:
-    stem = Path(source).name
     rules: list[Rule] = []
     problems: list[Problem] = []
-    defaults = spec.defaults
-    # The defaults as given, dumped once for the file (each reply merges into a copy).
-    base = defaults.model_dump(exclude_unset=True, exclude={"seed"}) if defaults is not None else None
-    for index, rule in enumerate(spec.rules):
-        replies = [rule.reply] if rule.reply is not None else list(rule.replies or ())
-        key = "reply" if rule.reply is not None else "replies"
-        merged: list[Reply] = []
-        for n, reply in enumerate(replies):
-            at: PathKey = ("rules", index, key) if key == "reply" else ("rules", index, key, n)
-            try:
-                full = _merge(base, reply)
-            except ValidationError as exc:
-                problems.append(Problem(source, _line(lines, at), dotted(at), _first_message(exc)))
-                continue
-            if not full.has_body:
-                problems.append(
-                    Problem(
-                        source,
-                        _line(lines, at),
-                        dotted(at),
-                        "a reply needs one of content, chunks, generate, tool_calls, sse, error",
-                    )
-                )
-            else:
-                unsent = _unsent_fault(rule, full)
-                if unsent:
-                    problems.append(Problem(source, _line(lines, (*at, "fault")), dotted((*at, "fault")), unsent))
-                for name in rule.match.endpoints or ():
-                    why = DIALECTS[name].unsendable(full)  # a reply the API named cannot express
-                    if why:
-                        problems.append(Problem(source, _line(lines, at), dotted(at), why))
-            merged.append(full)
-        line = _line(lines, ("rules", index))
-        name = rule.name or f"{stem}:rules[{index}]"
-        rules.append(
-            Rule(
-                name=name,
-                key=f"{stem}\x1f{index}\x1f{rule.name or ''}",
-                origin=f"{source}:{line}" if line else source,
-                match=rule.match,
-                replies=tuple(compile_reply(r) for r in merged),
-                cycle=rule.reply is not None,
-                times=rule.times,
-                priority=rule.priority,
-                seed=rule.seed if rule.seed is not None else (defaults.seed if defaults else None),
-                time_scale=spec.time_scale,
-            )
-        )
+    base = _defaults_base(spec.defaults)
+    for index, rule_spec in enumerate(spec.rules):
+        rule = _rule(index, rule_spec, spec, base, source, lines, problems)
+        if rule is not None:
+            rules.append(rule)
     if problems:
         raise ScenarioError(problems)
     return rules
+
+
+def _defaults_base(defaults: Defaults | None) -> dict[str, Any] | None:
+    """The defaults as given, dumped once for the file (each reply merges into a copy)."""
+    return defaults.model_dump(exclude_unset=True, exclude={"seed"}) if defaults is not None else None
+
+
+def _rule(
+    index: int,
+    rule: RuleSpec,
+    head: ScenarioHead,
+    base: dict[str, Any] | None,
+    source: str,
+    lines: Mapping[PathKey, int],
+    problems: list[Problem],
+) -> Rule | None:
+    """Rule `index` with the defaults merged into its replies, compiled; None (and `problems` say
+    why) when one of its replies is wrong."""
+    defaults = head.defaults
+    replies = [rule.reply] if rule.reply is not None else list(rule.replies or ())
+    key = "reply" if rule.reply is not None else "replies"
+    merged: list[Reply] = []
+    failed = len(problems)
+    for n, reply in enumerate(replies):
+        at: PathKey = ("rules", index, key) if key == "reply" else ("rules", index, key, n)
+        try:
+            full = _merge(base, reply)
+        except ValidationError as exc:
+            problems.append(Problem(source, _line(lines, at), dotted(at), _first_message(exc)))
+            continue
+        if not full.has_body:
+            problems.append(
+                Problem(
+                    source,
+                    _line(lines, at),
+                    dotted(at),
+                    "a reply needs one of content, chunks, generate, tool_calls, sse, error",
+                )
+            )
+        else:
+            unsent = _unsent_fault(rule, full)
+            if unsent:
+                problems.append(Problem(source, _line(lines, (*at, "fault")), dotted((*at, "fault")), unsent))
+            for name in rule.match.endpoints or ():
+                why = DIALECTS[name].unsendable(full)  # a reply the API named cannot express
+                if why:
+                    problems.append(Problem(source, _line(lines, at), dotted(at), why))
+        merged.append(full)
+    if len(problems) > failed:
+        return None
+    stem = Path(source).name
+    line = _line(lines, ("rules", index))
+    return Rule(
+        name=rule.name or f"{stem}:rules[{index}]",
+        key=f"{stem}\x1f{index}\x1f{rule.name or ''}",
+        origin=f"{source}:{line}" if line else source,
+        match=Conditions.of(rule.match),
+        replies=tuple(compile_reply(r) for r in merged),
+        cycle=rule.reply is not None,
+        times=rule.times,
+        priority=rule.priority,
+        seed=rule.seed if rule.seed is not None else (defaults.seed if defaults else None),
+        time_scale=head.time_scale,
+    )
 
 
 def _unsent_fault(rule: RuleSpec, reply: Reply) -> str | None:
@@ -397,11 +473,14 @@ def _explain(err: Mapping[str, Any], at: PathKey) -> str:
     return str(err["msg"])
 
 
-def _problems(exc: ValidationError, data: Any, source: str, lines: Mapping[PathKey, int]) -> list[Problem]:
+def _problems(
+    exc: ValidationError, data: Any, source: str, lines: Mapping[PathKey, int], prefix: PathKey = ()
+) -> list[Problem]:
+    """Each error of `exc` with its file line (`prefix`: where in `data` the validated value lies)."""
     out: list[Problem] = []
     seen: set[PathKey] = set()
     for err in exc.errors():
-        at = _data_path(data, err["loc"])
+        at = _data_path(data, (*prefix, *err["loc"]))
         if at in seen:
             continue  # a union reports once per member; the first says enough
         seen.add(at)

@@ -60,20 +60,19 @@ def plan(hit: Hit, request: Request, dialect: Dialect, seed: int, scale: float, 
     derived = Derived(rule.seed if rule.seed is not None else seed, rule.key, hit.call_index)
     if rule.time_scale is not None:
         scale = rule.time_scale
-    spec = script.spec
     # Only jitter draws from the timing generator, and seeding one costs more than the rest of a plan.
     rng = derived.rng("timing") if scale and script.schedule.jitter_ms else None
     fast = dialect.fast(hit, request, derived, rng, scale, state)
     if fast is not None:
         return fast
 
-    if spec.error is not None:
-        answer = _scripted_error(spec.error, request, derived, dialect)
+    if script.error is not None:
+        answer = _scripted_error(script.error, request, derived, dialect)
         answer.delay = script.offsets(1, rng, scale)[0]
         return answer
 
     call = _call(hit, request, derived, rng, scale, state)
-    fault = spec.fault
+    fault = script.fault
     offsets = call.offsets
     if not request.stream and script.transcript is None:
         headers = dialect.headers(_JSON_TYPE, derived.request_id, offsets[-1])
@@ -85,22 +84,21 @@ def plan(hit: Hit, request: Request, dialect: Dialect, seed: int, scale: float, 
     headers = dialect.headers(_SSE_TYPE, derived.request_id, offsets[0])
     if script.transcript is not None:
         events = apply_fault(_transcript(script.transcript, offsets), fault, _TranscriptFaults(len(offsets)))
-        return Answer(200, headers, writes=frame(events, spec.framing))
+        return Answer(200, headers, writes=frame(events, script.framing))
     stream = dialect.stream(call)
-    if fault is None and spec.framing is None:
+    if fault is None and script.framing is None:
         plain = stream.plain_writes()
         if plain is not None:
             return Answer(200, headers, writes=plain)
-    return Answer(200, headers, writes=frame(apply_fault(stream.events(), fault, stream), spec.framing))
+    return Answer(200, headers, writes=frame(apply_fault(stream.events(), fault, stream), script.framing))
 
 
 def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any) -> Call:
     """The values of this call, made once, shared by whichever dialect answers."""
     rule, script = hit.rule, hit.reply
-    spec = script.spec
     pieces, content, completion = script.pieces, script.content, script.completion_tokens
-    if spec.generate is not None:
-        content = generate_text(spec.generate, derived.number("generate"))
+    if script.generate is not None:
+        content = generate_text(script.generate, derived.number("generate"))
         pieces = tuple(split_tokens(content))
         if script.usage_completion is None:  # else completion_tokens holds it already
             completion = len(pieces)
@@ -116,8 +114,8 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         rule=rule,
         script=script,
         derived=derived,
-        model=spec.model or request.model,
-        fingerprint=spec.system_fingerprint or fingerprint(derived.seed),
+        model=script.model or request.model,
+        fingerprint=script.system_fingerprint or fingerprint(derived.seed),
         content=content,
         pieces=pieces,
         tools=tools,

@@ -12,13 +12,38 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from operator import attrgetter
 
 from .request import Request
-from .scenario import Match, TextMatch
+from .scenario import Match, TextCondition
 from .script import Script
 
-__all__ = ["Hit", "Miss", "Router", "Rule"]
+__all__ = ["Conditions", "Hit", "Miss", "Router", "Rule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """A rule's `match` as the router keeps it: what `Match` validated, in slots (a pydantic model
+    costs ~1 KB, and a recording keeps one per rule). Left out (None): holds always."""
+
+    endpoints: tuple[str, ...] | None = None
+    model: str | None = None  # a glob
+    stream: bool | None = None
+    user: TextCondition | None = None
+    system: TextCondition | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # (name as written, value)
+
+    @classmethod
+    def of(cls, m: Match) -> Conditions:
+        return cls(
+            m.endpoints,
+            m.model,
+            m.stream,
+            m.user.condition if m.user is not None else None,
+            m.system.condition if m.system is not None else None,
+            tuple((m.headers or {}).items()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +53,7 @@ class Rule:
     name: str
     key: str  # stable identity for derived values (file name, index, name)
     origin: str  # "file:line", for diagnostics
-    match: Match
+    match: Conditions
     replies: tuple[Script, ...]
     cycle: bool = True  # `reply:` answers every call; `replies:` plays each once (with `times`: round after round)
     times: int | None = None
@@ -36,70 +61,82 @@ class Rule:
     seed: int | None = None
     time_scale: float | None = None  # the scenario's own, over the server's
     capacity: int | None = field(init=False, default=None)  # calls it may serve in all (None: no limit)
-    # One test per condition the rule has (the hot path skips the ones it has not), and beside
-    # each, what to say when it fails: both made once, from `match`, by _conditions.
-    checks: tuple[_Test, ...] = field(init=False, default=(), repr=False)
-    reasons: tuple[_Reason, ...] = field(init=False, default=(), repr=False)
+    # One test per condition the rule has (the hot path skips the ones it has not), made once from
+    # `match` by _conditions. What to say when one fails is made again when a miss asks: a file of
+    # thousands of rules would otherwise keep as many explanations that are seldom read.
+    checks: tuple[_Test, ...] = field(init=False, default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # `times` caps the calls in all: `replies` then play round after round until it is reached.
         # Without it, `replies` play once and `reply` answers for ever.
         capacity = self.times if self.times is not None else None if self.cycle else len(self.replies)
         object.__setattr__(self, "capacity", capacity)
-        checks, reasons = _conditions(self.match)
-        object.__setattr__(self, "checks", checks)
-        object.__setattr__(self, "reasons", reasons)
+        object.__setattr__(self, "checks", _conditions(self.match)[0])
 
     def mismatches(self, request: Request) -> list[str]:
         """Why this rule does not match the request ([] when every condition holds)."""
-        return [why(request) for check, why in zip(self.checks, self.reasons, strict=True) if not check(request)]
+        checks, reasons = _conditions(self.match)
+        return [why(request) for check, why in zip(checks, reasons, strict=True) if not check(request)]
 
 
 _Test = Callable[[Request], bool]
 _Reason = Callable[[Request], str]
 
 
-def _conditions(m: Match) -> tuple[tuple[_Test, ...], tuple[_Reason, ...]]:
+def _conditions(m: Conditions) -> tuple[tuple[_Test, ...], tuple[_Reason, ...]]:
     """The conditions of `m`: a test for each, and what to say when it fails."""
     out: list[tuple[_Test, _Reason]] = []
     endpoints = m.endpoints
     if endpoints is not None:
         wanted = " or ".join(endpoints)
         out.append(
-            (
-                lambda request: request.endpoint in endpoints,
-                lambda request: f"endpoint: wanted {wanted}, got {request.endpoint}",
-            )
+            (_endpoint_test(tuple(endpoints)), lambda request: f"endpoint: wanted {wanted}, got {request.endpoint}")
         )
     if m.model is not None:
         glob = m.model
-        literal = not any(ch in glob for ch in "*?[")
-        out.append(
-            (
-                (lambda request: request.model == glob)
-                if literal
-                else (lambda request: fnmatchcase(request.model, glob)),
-                lambda request: f"model: {request.model!r} does not match {glob!r}",
-            )
-        )
+        out.append((_model_test(glob), lambda request: f"model: {request.model!r} does not match {glob!r}"))
     if m.stream is not None:
         stream = m.stream
         out.append(
             (
-                lambda request: request.stream == stream,
+                _stream_test(stream),
                 lambda request: f"stream: wanted {str(stream).lower()}, got {str(request.stream).lower()}",
             )
         )
     if m.user is not None:
-        out.append(_text_condition("user", m.user, attrgetter("user_text")))
+        out.append(_text_condition("user", m.user, _USER_TEXT))
     if m.system is not None:
-        out.append(_text_condition("system", m.system, attrgetter("system_text")))
-    for name, wanted in (m.headers or {}).items():
+        out.append(_text_condition("system", m.system, _SYSTEM_TEXT))
+    for name, wanted in m.headers:
         out.append(_header_condition(name, wanted))
     return tuple(test for test, _ in out), tuple(why for _, why in out)
 
 
-def _text_condition(role: str, cond: TextMatch, text_of: Callable[[Request], str | None]) -> tuple[_Test, _Reason]:
+# The tests of the conditions that rules often share (the APIs, the model, stream) are made once per
+# value, not once per rule: a recording of thousands of rules names a handful of models.
+@lru_cache(maxsize=1024)
+def _endpoint_test(endpoints: tuple[str, ...]) -> _Test:
+    wanted = frozenset(endpoints)
+    return lambda request: request.endpoint in wanted
+
+
+@lru_cache(maxsize=1024)
+def _model_test(glob: str) -> _Test:
+    if not any(ch in glob for ch in "*?["):
+        return lambda request: request.model == glob
+    return lambda request: fnmatchcase(request.model, glob)
+
+
+@lru_cache(maxsize=2)
+def _stream_test(stream: bool) -> _Test:
+    return lambda request: request.stream == stream
+
+
+_USER_TEXT = attrgetter("user_text")
+_SYSTEM_TEXT = attrgetter("system_text")
+
+
+def _text_condition(role: str, cond: TextCondition, text_of: Callable[[Request], str | None]) -> tuple[_Test, _Reason]:
     test = cond.test
 
     def why(request: Request) -> str:

@@ -8,6 +8,7 @@ with file, line and key.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
@@ -56,34 +57,59 @@ class TextMatch(_Strict):
     equals: str | None = None
     contains: str | None = None
     regex: str | None = None
-    _pattern: _Pattern | None = PrivateAttr(default=None)
+    _condition: TextCondition = PrivateAttr()
 
     @model_validator(mode="after")
     def _one_kind(self) -> TextMatch:
-        given = [k for k in ("equals", "contains", "regex") if getattr(self, k) is not None]
+        given = [
+            (k, v)
+            for k, v in (("equals", self.equals), ("contains", self.contains), ("regex", self.regex))
+            if v is not None
+        ]
         if len(given) != 1:
             raise ValueError("expected exactly one of equals, contains, regex")
-        if self.regex is not None:
-            self._pattern = _Pattern(self.regex)
+        kind, text = given[0]
+        self._condition = TextCondition(kind, text, _Pattern(text) if kind == "regex" else None)
         return self
+
+    @property
+    def condition(self) -> TextCondition:
+        """The condition as rules keep it."""
+        return self._condition
+
+    def test(self, text: str | None) -> bool:
+        return self._condition.test(text)
+
+    def refusal(self) -> str:
+        return self._condition.refusal()
+
+
+@dataclass(frozen=True, slots=True)
+class TextCondition:
+    """A TextMatch as a loaded rule keeps it: a file of thousands of rules keeps thousands, and a
+    slotted object costs a tenth of a pydantic model."""
+
+    kind: str  # equals | contains | regex
+    text: str
+    pattern: _Pattern | None  # for regex
 
     def test(self, text: str | None) -> bool:
         if text is None:
             return False
-        if self.equals is not None:
-            return text == self.equals
-        if self.contains is not None:
-            return self.contains in text
-        assert self._pattern is not None
-        return self._pattern.search(text)
+        if self.kind == "equals":
+            return text == self.text
+        if self.kind == "contains":
+            return self.text in text
+        assert self.pattern is not None
+        return self.pattern.search(text)
 
     def refusal(self) -> str:
         """The condition, negated: what a text that fails it does not do."""
-        if self.equals is not None:
-            return f"is not {self.equals!r}"
-        if self.contains is not None:
-            return f"does not contain {self.contains!r}"
-        return f"does not match regex {self.regex!r}"
+        if self.kind == "equals":
+            return f"is not {self.text!r}"
+        if self.kind == "contains":
+            return f"does not contain {self.text!r}"
+        return f"does not match regex {self.text!r}"
 
 
 def _re2_options() -> Any:
@@ -380,8 +406,13 @@ class RuleSpec(_Strict):
         return self
 
 
-class ScenarioFile(_Strict):
+class ScenarioHead(_Strict):
+    """A scenario file's keys but its rules (validated on their own when the rules load as they parse)."""
+
     version: Literal[1]
     defaults: Defaults | None = None
     time_scale: float | None = Field(default=None, ge=0)  # overrides the server's
+
+
+class ScenarioFile(ScenarioHead):
     rules: list[RuleSpec] = Field(min_length=1)

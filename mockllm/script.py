@@ -2,19 +2,26 @@
 
 Text pieces (cut as they stream), tool calls with their argument fragments, the finish, usage
 overrides, the schedule, and a verbatim transcript. Each dialect may compile more of it for its
-own wire format (`compiled`, filled at load by `Dialect.prepare`). Only what depends on the
-call (derived ids, generated text, the request's own token count) is left for request time.
+own wire format (`compiled`, filled by `Dialect.prepare` when the dialect first answers with it).
+Only what depends on the call (derived ids, generated text, the request's own token count) is
+left for request time.
+
+Memory: a recording of megabytes holds thousands of these, so a Script keeps only what answers
+use. The validated `Reply` is let go (its pydantic models cost more than the rest of a Script);
+the text pieces are interned, as the same words recur across replies; and a dialect compiles
+its body only for the replies it is asked for (bench/loading.py measures the whole load).
 """
 
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .dialects.openai import dumps
-from .scenario import Reply
+from .scenario import ErrorSpec, Fault, Framing, Generate, Reply
 from .sse import transcript_events
 from .timing import Schedule, resolve
 from .tokens import count_tokens, split_tokens
@@ -32,7 +39,6 @@ class ToolScript:
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    spec: Reply
     content: str | None  # None: no text (tool calls only), or generated per call
     pieces: tuple[str, ...]  # the content deltas, in order
     tools: tuple[ToolScript, ...]
@@ -45,10 +51,23 @@ class Script:
     usage_completion: int | None  # `usage.completion_tokens` as the reply gives it
     chunk_count: int  # stream chunks of the reply (content pieces and tool-call parts) when fixed
     instant: bool  # the schedule never waits (at any time scale)
-    # What each dialect compiled of this reply for its wire format, by dialect name.
-    compiled: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The reply's keys that answers read as given.
+    error: ErrorSpec | None
+    fault: Fault | None
+    generate: Generate | None
+    model: str | None  # the model name the answer reports (None: the request's)
+    system_fingerprint: str | None
+    framing: Framing | None
+    # What each dialect compiled of this reply for its wire format, by dialect name: compiled by
+    # the dialect the first time it is asked for (a missing key runs `Dialect.prepare`).
+    # (dataclasses.replace keeps the original's: give `compiled=None` to compile afresh.)
+    compiled: dict[str, Any] = field(default=None, compare=False)  # type: ignore[arg-type]
     # Offsets of a schedule without jitter, by (chunk count, time scale): the same for every call.
     fixed_offsets: dict[tuple[int, float], tuple[float, ...]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.compiled is None:
+            object.__setattr__(self, "compiled", _Compiled(self))
 
     def offsets(self, count: int, rng: random.Random | None, scale: float) -> Sequence[float]:
         if rng is not None:
@@ -59,18 +78,34 @@ class Script:
         return known
 
 
-def compile_reply(reply: Reply) -> Script:
-    """The neutral reply; then every dialect compiles what it can of it (see mockllm/dialects)."""
-    from .dialects import DIALECTS
+class _Compiled(dict[str, Any]):
+    """By dialect name, what it compiled of one script; a dialect not yet asked compiles on first lookup.
 
+    A hit is dict's own lookup, in C, so the fast paths pay nothing for the laziness."""
+
+    __slots__ = ("script",)
+
+    def __init__(self, script: Script) -> None:
+        super().__init__()
+        self.script = script
+
+    def __missing__(self, name: str) -> Any:
+        from .dialects import DIALECTS
+
+        DIALECTS[name].prepare(self.script)
+        return self.setdefault(name, None)
+
+
+def compile_reply(reply: Reply) -> Script:
+    """The neutral reply (each dialect compiles more of it when first asked: see mockllm/dialects)."""
     content: str | None = None
     pieces: tuple[str, ...] = ()
     if reply.content is not None:
         content = reply.content
-        pieces = tuple(split_tokens(reply.content))
+        pieces = tuple(map(sys.intern, split_tokens(reply.content)))
     elif reply.chunks is not None:
         content = "".join(reply.chunks)
-        pieces = tuple(reply.chunks)
+        pieces = tuple(map(sys.intern, reply.chunks))
     tools = tuple(
         ToolScript(
             name=call.name,
@@ -89,7 +124,6 @@ def compile_reply(reply: Reply) -> Script:
     tool_chunks = sum(1 + len(t.fragments) for t in tools)
     schedule = resolve(reply.timing)
     script = Script(
-        spec=reply,
         content=content,
         pieces=pieces,
         tools=tools,
@@ -102,7 +136,11 @@ def compile_reply(reply: Reply) -> Script:
         usage_completion=usage_completion,
         chunk_count=len(pieces) + tool_chunks,
         instant=schedule.is_instant,
+        error=reply.error,
+        fault=reply.fault,
+        generate=reply.generate,
+        model=reply.model,
+        system_fingerprint=reply.system_fingerprint,
+        framing=reply.framing,
     )
-    for dialect in DIALECTS.values():
-        dialect.prepare(script)
     return script

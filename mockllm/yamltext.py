@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from yaml.nodes import ScalarNode
 
 from .errors import Problem, ScenarioError
 
-__all__ = ["ALIAS_BUDGET", "MAX_DEPTH", "LineTree", "PathKey", "collector_paused", "dotted", "parse_yaml"]
+__all__ = ["ALIAS_BUDGET", "MAX_DEPTH", "LineTree", "PathKey", "TakeRule", "collector_paused", "dotted", "parse_yaml"]
 
 PathKey = tuple[str | int, ...]
 
@@ -192,17 +192,25 @@ def _path(stack: list[_Open]) -> PathKey:
     return tuple(out)
 
 
-def parse_yaml(text: str, source: str) -> tuple[Any, LineTree]:
+# Handed each item of the top-level `rules` list as soon as it is parsed: (its index, the document so
+# far as {"rules": [...]} and its lines, the top-level keys before `rules`). True: the item was used
+# up, and the document keeps None in its place (and only its line).
+TakeRule = Callable[[int, dict[str, Any], "LineTree", dict[str, Any]], bool]
+
+
+def parse_yaml(text: str, source: str, take_rule: TakeRule | None = None) -> tuple[Any, LineTree]:
     """The data of a one-document YAML text (as yaml.safe_load gives it) and its lines.
 
     Raises ScenarioError with every duplicate key, unknown tag or bad alias found, or with
-    the first syntax error (line, column and the line shown with a caret).
+    the first syntax error (line, column and the line shown with a caret). With `take_rule`,
+    the rules can be used as they come (see TakeRule), so that a big file's data never all
+    lives at once.
     """
     with collector_paused():
-        return _build(_YamlParser(text), text, source)
+        return _build(_YamlParser(text), text, source, take_rule)
 
 
-def _build(parser: Any, text: str, source: str) -> tuple[Any, LineTree]:
+def _build(parser: Any, text: str, source: str, take_rule: TakeRule | None = None) -> tuple[Any, LineTree]:
     problems: list[Problem] = []
     stack: list[_Open] = []
     anchors: dict[str, tuple[Any, Any, str, int]] = {}  # data, children, raw text (scalars), size
@@ -223,6 +231,13 @@ def _build(parser: Any, text: str, source: str) -> tuple[Any, LineTree]:
         if not top.is_map:
             top.data.append(value)
             top.children.append(entry)
+            if take_rule is not None and len(stack) == 2 and stack[0].key == "rules" and stack[0].is_map:
+                head = stack[0]
+                index = len(top.data) - 1
+                lines = LineTree((head.line, {"rules": (top.line, top.children)}))
+                if take_rule(index, {"rules": top.data}, lines, head.data):
+                    top.data[index] = None
+                    top.children[index] = line
             return
         key = top.key
         if key is _AWAITING:

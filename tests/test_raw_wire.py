@@ -281,8 +281,8 @@ def test_the_plain_stream_path_matches_the_general_one() -> None:
     from mockllm.dialects import Call, ToolCallWire
     from mockllm.dialects.chat import ChatStream
     from mockllm.request import Request
-    from mockllm.router import Rule
-    from mockllm.scenario import Match, Reply
+    from mockllm.router import Conditions, Rule
+    from mockllm.scenario import Reply
     from mockllm.script import compile_reply
     from mockllm.sse import frame
 
@@ -294,7 +294,7 @@ def test_the_plain_stream_path_matches_the_general_one() -> None:
     ]
     for spec in replies:
         script = compile_reply(Reply.model_validate(spec))
-        rule = Rule("r", "r", "here", Match(), (script,))
+        rule = Rule("r", "r", "here", Conditions(), (script,))
         tools = tuple(ToolCallWire(f"call_{i}", t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools))
         count = max(len(script.pieces) + script.tool_chunks, 1)
         offsets = script.offsets(count, None, 1.0)

@@ -388,14 +388,14 @@ class ChatDialect(Dialect):
 
     def prepare(self, script: Script) -> None:
         choices = None
-        if script.spec.generate is None and all(t.id is not None for t in script.tools):  # else made per call
+        if script.generate is None and all(t.id is not None for t in script.tools):  # else made per call
             tools = [ToolCallWire(t.id or "", t.name, t.arguments) for t in script.tools]
             content = script.content if script.content is not None or not tools else None
             choices = choices_json(content, tools, script.finish_reason)
         fixed = choices is not None and script.completion_tokens is not None
         template = (
             CompletionTemplate.of(choices, script.completion_tokens)  # type: ignore[arg-type]
-            if fixed and script.transcript is None and script.spec.error is None
+            if fixed and script.transcript is None and script.error is None
             else None
         )
         script.compiled[self.name] = _Compiled(choices, template)
@@ -405,10 +405,9 @@ class ChatDialect(Dialect):
     ) -> Answer | None:
         script = hit.reply
         template = script.compiled[self.name].template
-        if template is None or request.stream or script.spec.fault is not None:
+        if template is None or request.stream or script.fault is not None:
             return None
         # The usual non-streamed answer: the body compiled at load, filled in.
-        spec = script.spec
         delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
         prompt = script.usage_prompt
         if prompt is None:
@@ -416,9 +415,9 @@ class ChatDialect(Dialect):
         body = template.body(
             f'"{derived.completion_id}"',  # letters and digits: nothing to escape
             derived.created,
-            json_text(spec.model or request.model),
+            json_text(script.model or request.model),
             prompt,
-            json_text(spec.system_fingerprint or fingerprint(derived.seed)),
+            json_text(script.system_fingerprint or fingerprint(derived.seed)),
         )
         return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 

@@ -152,7 +152,7 @@ class CompletionsDialect(Dialect):
         something the scenario did not say. A 500 (the scenario is at fault, not the request) that the
         SDKs do not retry, naming the rule and what to change."""
         script = hit.reply
-        if not script.tools or script.spec.error is not None:
+        if not script.tools or script.error is not None:
             return None
         from ..plan import error_answer  # plan imports the dialects: imported here, when first needed
 

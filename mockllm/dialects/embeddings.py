@@ -220,8 +220,7 @@ class EmbeddingsDialect(Dialect):
         """Every answer but a scripted error or a fault (left to the general path): made here, as the
         `openai-model` header needs the model, which `headers` is not given."""
         script = hit.reply
-        spec = script.spec
-        if spec.error is not None or spec.fault is not None:
+        if script.error is not None or script.fault is not None:
             return None
         if script.transcript is not None:
             from ..plan import error_answer  # plan imports the dialects: imported here, when first needed
@@ -234,7 +233,7 @@ class EmbeddingsDialect(Dialect):
             body = self.error_body(message, "mockllm_error", None, "reply_not_expressible")
             return error_answer(500, body, derived.request_id, [("x-should-retry", "false")])
         delay = 0.0 if not scale or script.instant else script.offsets(1, rng, scale)[-1]
-        model = spec.model or request.model
+        model = script.model or request.model
         prompt = script.usage_prompt if script.usage_prompt is not None else request.prompt_tokens
         body = _body(request, model, prompt, derived.seed)
         return Answer(200, _headers(model, derived.request_id, delay), body, delay)

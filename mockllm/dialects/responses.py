@@ -318,8 +318,7 @@ _SLOTS = tuple(chr(0xE000 + i) for i in range(6))  # private-use characters: no 
 def _template(script: Script) -> _Template | None:
     """The body of a reply with fixed text and nothing else, for a request that sets only `model`
     and `input` (the defaults are echoed): None for any other reply."""
-    spec = script.spec
-    if spec.generate is not None or script.tools or script.transcript is not None or spec.error is not None:
+    if script.generate is not None or script.tools or script.transcript is not None or script.error is not None:
         return None
     if script.completion_tokens is None or script.content is None:
         return None
@@ -487,7 +486,7 @@ class ResponsesDialect(Dialect):
         compiled at load, filled in. tests/test_dialects.py checks it against the general path."""
         script = hit.reply
         template = script.compiled[self.name]
-        if template is None or len(request.body) != 2 or request.stream or script.spec.fault is not None:
+        if template is None or len(request.body) != 2 or request.stream or script.fault is not None:
             return None
         delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
         prompt = script.usage_prompt
@@ -497,7 +496,7 @@ class ResponsesDialect(Dialect):
         response_id = "resp_" + response_hex
         head, created, model, message, usage, total, tail = template.parts
         body = (
-            f'{head}"{response_id}"{created}{derived.created}{model}{json_text(script.spec.model or request.model)}'
+            f'{head}"{response_id}"{created}{derived.created}{model}{json_text(script.model or request.model)}'
             f'{message}"{_message_id(derived, response_hex)}"{usage}{prompt}{total}'
             f"{prompt + template.completion_tokens}{tail}"
         ).encode()
