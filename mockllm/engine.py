@@ -14,10 +14,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from .answer import Answer, Header
+from .answer import Answer
 from .derive import Derived
 from .dialects import CHAT_DIALECT, DIALECTS, Dialect
-from .dialects.openai import JSON_HEADERS, dumps, error_body, model_object, models_body
+from .dialects.openai import JSON_HEADERS, error_body
 from .errors import RequestError
 from .journal import Entry, Journal
 from .loader import Scenario, load, load_mapping
@@ -34,9 +34,6 @@ DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 # Scripted errors may not use it (the loader refuses 418), so it always means "no rule".
 NO_MATCH_STATUS = 418
 _NO_RETRY = [("x-should-retry", "false")]  # extra headers, as a scenario gives them
-# Every answer of OpenAI's carries it, errors included (shared/wire.md section 1); the dialects' own
-# headers have it, the answers made here add it.
-_VERSION: Header = (b"openai-version", b"2020-10-01")
 
 
 class Engine:
@@ -121,14 +118,18 @@ class Engine:
         if len(body) > self.max_body_size:
             return self.too_large(methods, method, path, len(body), headers)
         action, dialect = target.route.action, target.dialect
-        if dialect is None:
-            return self.models() if action == "models" else self.model(params["model_id"])
+        if dialect is None or action in ("models", "model"):  # OpenAI's listing paths, or an API's own
+            lister = dialect or listing_dialect(headers)
+            return self.models(lister) if action == "models" else self.model(params["model_id"], lister)
         if action == "answer":
             return self.answer(dialect, body, headers, path, params)
         try:
             status, payload = dialect.act(action, params, self.states[dialect.name])
         except RequestError as exc:
-            status, payload = exc.status, dialect.error_body(exc.message, exc.type, exc.param, exc.code)
+            status, payload = (
+                exc.status,
+                dialect.error_body(exc.message, exc.type, exc.param, exc.code, status=exc.status),
+            )
         return self.json_answer(status, payload)
 
     def answer(
@@ -149,7 +150,7 @@ class Engine:
             if entry is not None:
                 entry.status = exc.status
                 entry.error = exc.message
-            payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code)
+            payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code, status=exc.status)
             answer = error_answer(exc.status, payload, self._request_id(entry), None, dialect)
             answer.entry = entry
             return answer
@@ -162,7 +163,7 @@ class Engine:
             entry.call_index = routed.call_index
         else:
             message = routed.explain()
-            payload = dialect.error_body(message, "mockllm_error", None, "no_rule_matched")
+            payload = dialect.error_body(message, "mockllm_error", None, "no_rule_matched", status=NO_MATCH_STATUS)
             answer = error_answer(NO_MATCH_STATUS, payload, self._request_id(entry), _NO_RETRY, dialect)
             if entry is None:
                 return answer
@@ -200,18 +201,21 @@ class Engine:
             names.extend(s.model for s in rule.replies if s.model)
         return list(dict.fromkeys(names))
 
-    def models(self) -> Answer:
-        return Answer(200, self._json_headers(), models_body(self.model_ids()))
+    def models(self, dialect: Dialect = CHAT_DIALECT) -> Answer:
+        """The model listing in `dialect`'s shape (its models_body hook): OpenAI's by default."""
+        return self._listing(dialect, dialect.models_body(self.model_ids()))
 
-    def model(self, model_id: str) -> Answer:
+    def model(self, model_id: str, dialect: Dialect = CHAT_DIALECT) -> Answer:
+        """One model in `dialect`'s shape, or its 404 when no scenario names it (a rule's glob may)."""
         known = model_id in self.model_ids() or any(
             r.match.model and fnmatchcase(model_id, r.match.model) for r in self.router.rules
         )
         if not known:
-            message = f"The model `{model_id}` does not exist or you do not have access to it."
-            body = error_body(message, "invalid_request_error", None, "model_not_found")
-            return self.json_answer(404, body)
-        return Answer(200, self._json_headers(), dumps(model_object(model_id)).encode())
+            return error_answer(404, dialect.model_missing(model_id), self.request_id(), None, dialect)
+        return self._listing(dialect, dialect.model_body(model_id))
+
+    def _listing(self, dialect: Dialect, body: bytes) -> Answer:
+        return Answer(200, dialect.headers(JSON_HEADERS[0], self.request_id(), 0.0), body)
 
     # -- answers of the adapters' own (no dialect parsed the body) ---------------------------
 
@@ -233,7 +237,9 @@ class Engine:
             return self.json_answer(
                 405, error_body(message, "invalid_request_error", None, "method_not_allowed"), allow
             )
-        body = dialect.error_body(message, "invalid_request_error", None, "method_not_allowed")  # in its API's envelope
+        body = dialect.error_body(
+            message, "invalid_request_error", None, "method_not_allowed", status=405
+        )  # in its API's envelope
         return error_answer(405, body, self.request_id(), allow, dialect)
 
     def too_large(
@@ -256,7 +262,7 @@ class Engine:
                 413, error_body(message, "invalid_request_error", None, "request_too_large"), _CLOSE
             )
         entry = self.journal.open(dialect.name, path, headers or {}, b"") if self.journal.keeps else None
-        payload = dialect.error_body(message, "invalid_request_error", None, "request_too_large")
+        payload = dialect.error_body(message, "invalid_request_error", None, "request_too_large", status=413)
         answer = error_answer(413, payload, self._request_id(entry), _CLOSE, dialect)
         if entry is not None:
             entry.status, entry.error = 413, message
@@ -268,11 +274,20 @@ class Engine:
         (`extra`: more of them)."""
         return error_answer(status, body, self.request_id(), extra)
 
-    def _json_headers(self) -> list[Header]:
-        return [*JSON_HEADERS, (b"x-request-id", self.request_id().encode()), _VERSION]
-
 
 _CLOSE = [("connection", "close")]
+
+
+# The APIs with a listing of their own at `GET /v1/models`, told apart by a header their SDK always sends.
+_LISTINGS: tuple[Dialect, ...] = tuple(d for d in DIALECTS.values() if d.models_header)
+
+
+def listing_dialect(headers: Mapping[str, str]) -> Dialect:
+    """The API whose model listing a `GET /v1/models` asks for: by its SDK's header, else OpenAI's."""
+    for dialect in _LISTINGS:
+        if dialect.models_header is not None and dialect.models_header in headers:
+            return dialect
+    return CHAT_DIALECT
 
 
 def _request_id(index: int) -> str:

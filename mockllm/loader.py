@@ -360,7 +360,7 @@ def _unsent_fault(rule: RuleSpec, reply: Reply) -> str | None:
     cannot = [name for name in rule.match.endpoints if kind not in DIALECTS[name].fault_kinds]
     if not cannot:
         return None
-    return f"the {' and '.join(cannot)} API cannot send a {kind!r} fault"
+    return f"the {' and '.join(cannot)} API cannot send the fault {kind!r}"
 
 
 def _merge(defaults: dict[str, Any] | None, reply: Reply) -> Reply:

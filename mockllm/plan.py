@@ -50,7 +50,7 @@ def error_answer(
     given = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra or ()]
     body, own = (dialect or CHAT_DIALECT).error_parts(body, request_id)
     names = {name for name, _ in given}
-    headers = [*JSON_HEADERS, own[0], *(header for header in own[1:] if header[0] not in names)]
+    headers = [(dialect or CHAT_DIALECT).error_type, own[0], *(header for header in own[1:] if header[0] not in names)]
     return Answer(status, headers + given, body)
 
 
@@ -90,7 +90,9 @@ def plan(hit: Hit, request: Request, dialect: Dialect, seed: int, scale: float, 
         plain = stream.plain_writes()
         if plain is not None:
             return Answer(200, headers, writes=plain)
-    return Answer(200, headers, writes=frame(apply_fault(stream.events(), fault, stream), script.framing))
+    return Answer(
+        200, headers, writes=frame(apply_fault(stream.events(), fault, stream), script.framing, dialect.line_ending)
+    )
 
 
 def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any) -> Call:
@@ -214,7 +216,7 @@ def _scripted_error(spec: ErrorSpec, request: Request, derived: Derived, dialect
             )
         body = dialect.azure_error_body(str(spec.code) if spec.code is not None else str(status), text)
     else:
-        body = dialect.error_body(text, spec.type or kind, spec.param, code)
+        body = dialect.error_body(text, spec.type or kind, spec.param, code, status=status)
     return error_answer(status, body, derived.request_id, list(extra.items()), dialect)
 
 

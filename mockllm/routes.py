@@ -15,7 +15,8 @@ __all__ = ["BY_PATH", "ROUTES", "Methods", "Target", "resolve"]
 
 
 class Target(NamedTuple):
-    """What a route leads to: a dialect's action, or (dialect None) the models list and lookup."""
+    """What a route leads to: a dialect's action, or (dialect None) the models list and lookup, in the
+    shape of the API that asks (Engine.serve: Dialect.models_header)."""
 
     route: Route
     dialect: Dialect | None
@@ -61,5 +62,8 @@ def resolve(path: str) -> tuple[Methods, dict[str, str], str] | None:
 
 
 def _starts(path: str) -> list[int]:
-    """Where a route's own path may begin: at 0, and at each /v1/ or /openai/ segment."""
-    return [0, *(m.start() for m in re.finditer(r"/(?:v1|openai)/", path) if m.start())]
+    """Where a route's own path may begin: at 0, and at each /v1/, /v1beta/ (Gemini) or /openai/ segment."""
+    return [0, *(m.start() for m in _SEGMENT.finditer(path) if m.start())]
+
+
+_SEGMENT = re.compile(r"/(?:v1|v1beta|openai)/")

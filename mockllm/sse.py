@@ -46,25 +46,29 @@ def transcript_events(transcript: str) -> list[str]:
     return [p + "\n\n" for p in parts[:-1] if p.strip("\n")]
 
 
-def frame(events: Iterable[Event], framing: Framing | None) -> Iterator[Write]:
+def frame(events: Iterable[Event], framing: Framing | None, eol: str = "\n") -> Iterator[Write]:
+    """The events as network writes: each API's own way (`eol`: its line ending), or the scenario's
+    `framing` (whose line ending, when it sets none, is the API's)."""
     if framing is None:
         for ev in events:
             if ev.kind == "data":
                 if ev.name is None:
-                    yield Write(ev.at, f"data: {ev.text}\n\n".encode())
+                    yield Write(ev.at, f"data: {ev.text}{eol}{eol}".encode())
                 else:
-                    yield Write(ev.at, f"event: {ev.name}\ndata: {ev.text}\n\n".encode())
+                    yield Write(ev.at, f"event: {ev.name}{eol}data: {ev.text}{eol}{eol}".encode())
             elif ev.kind == "raw":
                 yield Write(ev.at, ev.text.encode())
             else:
                 yield Write(ev.at, b"", True)
         return
+    if "line_ending" in framing.model_fields_set:
+        eol = _EOL[framing.line_ending]
     # Keep-alives go in after coalescing: packed into a group, one would wait for the group's last event.
-    yield from _split(_keepalive(_coalesce(_encode(events, framing), framing.coalesce), framing), framing.split)
+    writes = _coalesce(_encode(events, framing, eol), framing.coalesce)
+    yield from _split(_keepalive(writes, framing, eol), framing.split)
 
 
-def _encode(events: Iterable[Event], framing: Framing) -> Iterator[Write]:
-    eol = _EOL[framing.line_ending]
+def _encode(events: Iterable[Event], framing: Framing, eol: str) -> Iterator[Write]:
     pending: Write | None = None  # one event of lookahead, to know which is the last
     for ev in events:
         if ev.kind == "abort":
@@ -91,11 +95,10 @@ def _encode(events: Iterable[Event], framing: Framing) -> Iterator[Write]:
         yield pending
 
 
-def _keepalive(writes: Iterator[Write], framing: Framing) -> Iterator[Write]:
+def _keepalive(writes: Iterator[Write], framing: Framing, eol: str) -> Iterator[Write]:
     if framing.keepalive is None:
         yield from writes
         return
-    eol = _EOL[framing.line_ending]
     comment = f": {framing.keepalive.text}{eol}{eol}".encode()
     every = framing.keepalive.every_ms / 1000
     last = 0.0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+import yaml
 from helpers import ROOT, SCENARIOS
 
 from mockllm import bundled_scenarios, load
@@ -146,3 +148,112 @@ def test_models_list_of_the_bundled_folder(serve) -> None:
         if rule.match.model and not any(ch in rule.match.model for ch in "*?[")
     }
     assert literal <= set(ids)
+
+
+# -- the Gemini API: every bundled rule that names no other API answers it, in its own wire format ------
+
+# A text each regex rule's `match.user` accepts (a rule added without one fails the test below).
+REGEX_EXAMPLES = {"count-to-100": "Please COUNT TO 100 for me"}
+GEMINI_KINDS = ("error", "fault", "sse")  # what decides an answer's shape besides text and tool calls
+
+
+def _gemini_rules() -> list[tuple[str, dict[str, object]]]:
+    """(file, rule) of every bundled rule whose `match.endpoint` leaves Gemini in, from the YAML as written."""
+    found = []
+    for path in FILES:
+        for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]:
+            endpoint = (rule.get("match") or {}).get("endpoint")
+            if endpoint is None or "gemini" in ([endpoint] if isinstance(endpoint, str) else endpoint):
+                found.append((rel(path), rule))
+    return found
+
+
+GEMINI_RULES = _gemini_rules()
+
+
+def _gemini_ask(rule: dict[str, object]) -> tuple[str, str]:
+    """The model and the user text that select `rule`."""
+    match: dict[str, object] = rule.get("match") or {}  # type: ignore[assignment]
+    model = str(match.get("model") or "gemini-2.5-flash")
+    user: dict[str, str] = match.get("user") or {}  # type: ignore[assignment]
+    if "regex" in user:
+        assert rule["name"] in REGEX_EXAMPLES, f"give REGEX_EXAMPLES a text for {rule['name']}"
+        return model, REGEX_EXAMPLES[str(rule["name"])]
+    return model, user.get("equals") or user.get("contains") or "Tell me about the weather."
+
+
+def _gemini_chunks(raw: bytes) -> list[str]:
+    """The data of each event, whatever the line endings (a rule's `framing` may set its own)."""
+    events = [e for e in re.split(r"\r?\n\r?\n", raw.decode()) if e.strip()]
+    assert all(e.startswith("data: ") for e in events), events  # no `event:` line, no comment
+    return [e[len("data: ") :] for e in events]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(("file", "rule"), GEMINI_RULES, ids=[str(r["name"]) for _, r in GEMINI_RULES])
+def test_every_bundled_rule_answers_gemini(serve, file: str, rule: dict[str, object], stream: bool) -> None:
+    served = serve(SCENARIOS)
+    model, text = _gemini_ask(rule)
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    url = f"{served.base_url[: -len('/v1')]}/v1beta/models/{model}:{method}"
+    first: dict[str, object] = rule.get("reply") or rule["replies"][0]  # type: ignore[assignment, index]
+    error: dict[str, object] = first.get("error")  # type: ignore[assignment]
+    fault: dict[str, object] = first.get("fault") or {}  # type: ignore[assignment]
+    ask = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+    if fault.get("kind") in ("disconnect", "stall"):
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadTimeout)):
+            httpx.post(url, json=ask, timeout=1)
+        assert served.journal.last.rule == rule["name"]
+        return
+    response = httpx.post(url, json=ask, timeout=10)
+    assert served.journal.last.rule == rule["name"], (file, served.journal.last.error)
+    if error is not None:
+        assert response.status_code == error["status"]
+        body = response.json()["error"]  # google.rpc Status (shared/dialects.md section 3, "Errors")
+        assert body["code"] == error["status"] and body["status"].isupper() and body["message"]
+        return
+    assert response.status_code == 200, response.content
+    if not stream:
+        (candidate,) = response.json()["candidates"]
+        assert candidate["content"]["parts"] and candidate["finishReason"] in ("STOP", "MAX_TOKENS", "SAFETY")
+        return
+    datas = _gemini_chunks(response.content)
+    if fault.get("kind") == "malformed":
+        bad = [d for d in datas if not _is_json(d)]
+        assert len(bad) == 1, datas
+        datas = [d for d in datas if _is_json(d)]
+    chunks = [json.loads(d) for d in datas]
+    if fault.get("kind") == "error_event":
+        assert set(chunks[-1]) == {"error"} and chunks[-1]["error"]["status"] == "UNAVAILABLE"
+        chunks = chunks[:-1]
+    assert chunks and all(c["candidates"][0]["content"]["parts"] for c in chunks)
+    finishes = [c["candidates"][0].get("finishReason") for c in chunks]
+    if fault.get("kind") not in ("error_event", "no_finish"):
+        assert finishes[-1] in ("STOP", "MAX_TOKENS", "SAFETY") and not any(finishes[:-1])
+    else:
+        assert not any(finishes)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_the_bundled_folder_through_google_genai(serve) -> None:
+    genai = pytest.importorskip("google.genai")
+    served = serve(SCENARIOS)
+    options = genai.types.HttpOptions(base_url=served.base_url[: -len("/v1")])
+    client = genai.Client(api_key="test", http_options=options)
+    one = client.models.generate_content(model="gemini-2.5-flash", contents="What's 1+1? Answer in one word.")
+    assert one.text == "Two." and served.journal.last.rule == "one-plus-one"
+    generated = client.models.generate_content(model="gemini-2.5-flash", contents="Tell me a story.")
+    assert generated.text and len(re.findall(r"[.!?]", generated.text)) >= 3  # three generated sentences
+    assert served.journal.last.rule == "generated-text"
+    streamed = "".join(c.text for c in client.models.generate_content_stream(model="g", contents="Tell me a story."))
+    assert streamed and served.journal.last.rule == "generated-text"
+    with pytest.raises(genai.errors.ClientError) as raised:
+        client.models.generate_content(model="error-429", contents="x")
+    assert (raised.value.code, raised.value.status) == (429, "RESOURCE_EXHAUSTED")

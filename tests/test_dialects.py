@@ -53,6 +53,27 @@ def _events(answer: Any) -> list[tuple[str, dict[str, Any]]]:
         ),
         ("/v1/models/org/model", "/v1/models/{model_id}", {"model_id": "org/model"}, ""),
         ("/base/v1/models", "/v1/models", {}, "/base"),
+        # Gemini: /v1beta/ is a route's start too, under a namespace as well
+        (
+            "/ns/t3/v1beta/models/gemini-2.5-flash:generateContent",
+            "/v1beta/models/{model}:generateContent",
+            {"model": "gemini-2.5-flash"},
+            "/ns/t3",
+        ),
+        (
+            "/v1/models/gemini-2.5-flash:streamGenerateContent",
+            "/v1/models/{streamed}:streamGenerateContent",
+            {"streamed": "gemini-2.5-flash"},
+            "",
+        ),
+        ("/ns/t3/v1beta/models", "/v1beta/models", {}, "/ns/t3"),
+        (
+            "/base/v1beta/models/gemini-2.5-flash",
+            "/v1beta/models/{model_id}",
+            {"model_id": "gemini-2.5-flash"},
+            "/base",
+        ),
+        ("/v1/models/ft:gpt-4o-mini:org::x1", "/v1/models/{model_id}", {"model_id": "ft:gpt-4o-mini:org::x1"}, ""),
     ],
 )
 def test_the_route_table_finds_every_dialects_paths(path: str, route: str, params: dict[str, str], prefix: str) -> None:
@@ -64,7 +85,7 @@ def test_the_route_table_finds_every_dialects_paths(path: str, route: str, param
 
 
 def test_every_dialect_is_routed_and_named() -> None:
-    assert ENDPOINTS == ("chat", "responses", "anthropic", "completions", "embeddings")
+    assert ENDPOINTS == ("chat", "responses", "anthropic", "completions", "embeddings", "gemini")
     for name, dialect in DIALECTS.items():
         assert dialect.name == name
         for route in dialect.routes:
@@ -267,7 +288,7 @@ def test_a_fault_an_api_cannot_send_is_refused_at_load(monkeypatch: pytest.Monke
     text = "version: 1\nrules:\n  - match: {endpoint: responses}\n    reply:\n      content: hi\n      fault: {kind: stall}\n"  # noqa: E501
     with pytest.raises(ScenarioError) as caught:
         load_text(text, "api.yaml")
-    assert str(caught.value) == "api.yaml:6: rules[0].reply.fault: the responses API cannot send a 'stall' fault"
+    assert str(caught.value) == "api.yaml:6: rules[0].reply.fault: the responses API cannot send the fault 'stall'"
     load_text(text.replace("{endpoint: responses}", "{}"), "any.yaml")  # every API: sent where it can be
 
 

@@ -2,7 +2,8 @@
 shape, near-valid requests with random values, raw bytes), random path parameters and wrong methods.
 
 Whatever comes in, the answer is no 5xx, and every error is in its API's envelope (OpenAI's
-`{"error": {"message", "type", "param", "code"}}`, with a message that is text). Bounded for CI:
+`{"error": {"message", "type", "param", "code"}}`, Anthropic's, Gemini's google.rpc status), with a
+message that is text. Bounded for CI:
 a fixed number of examples per route (derandomized: the same inputs every run, so a failure
 reproduces), a deadline per example, no example database written. MOCKLLM_FUZZ_EXAMPLES=N runs
 more, locally.
@@ -16,7 +17,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from mockllm import Engine  # noqa: E402
-from mockllm.routes import BY_PATH, ROUTES, Target  # noqa: E402
+from mockllm.routes import BY_PATH, ROUTES, Target, resolve  # noqa: E402
 from mockllm.server import BackgroundServer  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "50"))
@@ -80,7 +81,22 @@ RESPONSES_BODY = st.fixed_dictionaries(
         "tools": JSON,
     },
 )
-NEAR_VALID = {"chat": CHAT_BODY, "responses": RESPONSES_BODY}
+PART = st.fixed_dictionaries(
+    {},
+    optional={"text": TEXT | JSON, "functionCall": JSON, "functionResponse": JSON, "inlineData": JSON, "thought": JSON},
+)
+CONTENT = st.fixed_dictionaries(
+    {"parts": st.lists(PART, max_size=3) | JSON}, optional={"role": st.sampled_from(["user", "model"]) | JSON}
+)
+GEMINI_BODY = st.fixed_dictionaries(
+    {"contents": st.lists(CONTENT, max_size=3) | JSON},
+    optional={
+        "systemInstruction": CONTENT | JSON,
+        "generationConfig": st.fixed_dictionaries({}, optional={"maxOutputTokens": st.integers() | JSON}) | JSON,
+        "tools": st.lists(st.fixed_dictionaries({"functionDeclarations": JSON}), max_size=2) | JSON,
+    },
+)
+NEAR_VALID = {"chat": CHAT_BODY, "responses": RESPONSES_BODY, "gemini": GEMINI_BODY}
 # Valid requests with random text: most near-valid bodies are refused with a 400 at the first wrong
 # value, so these make sure the answer paths (routing, regex, streams, tool calls) get their share.
 VALID_MESSAGES = st.lists(
@@ -107,6 +123,15 @@ VALID = {
         st.sampled_from(["gpt-4o-mini", "gen-x"]) | st.text(min_size=1, max_size=10),
         TEXT | VALID_MESSAGES,
         VALID_STREAM,
+    ),
+    # the model is in the path, the stream in the method: the body is the turns only
+    "gemini": st.builds(
+        lambda texts, system: {
+            "contents": [{"role": "user", "parts": [{"text": text}]} for text in texts],
+            **({"systemInstruction": {"parts": [{"text": system}]}} if system is not None else {}),
+        },
+        st.lists(TEXT, min_size=1, max_size=3),
+        st.none() | TEXT,
     ),
 }
 
@@ -148,15 +173,30 @@ def served() -> Iterator[tuple[httpx.Client, str]]:
         yield client, f"{server.url}/ns/fuzz"
 
 
+def _api(response: httpx.Response) -> str | None:
+    """The API of the route the request's path leads to (None: OpenAI's listing, or no route)."""
+    found = resolve(unquote(urlsplit(str(response.request.url)).path))
+    if found is None:
+        return None
+    dialects = {target.dialect.name for target in found[0].values() if target.dialect is not None}
+    return dialects.pop() if dialects else None
+
+
 def check(response: httpx.Response, what: str) -> None:
-    """No 5xx; an error in its API's envelope (Anthropic's for /v1/messages, else OpenAI's), with
-    its message as text."""
+    """No 5xx; an error in its API's envelope (Anthropic's for /v1/messages, Gemini's for its routes,
+    else OpenAI's), with its message as text."""
     assert response.status_code < 500, f"{what}: {response.status_code} {response.content[:300]!r}"
     if response.status_code < 400:
         return
     assert response.headers["content-type"].startswith("application/json"), what
     body = response.json()
-    if "/v1/messages" in what:  # shared/dialects.md section 2, "Errors"
+    api = _api(response)
+    if api == "gemini":  # shared/dialects.md section 3, "Errors": google.rpc Status
+        assert isinstance(body, dict) and set(body) == {"error"}, f"{what}: {body!r}"
+        error = body["error"]
+        assert set(error) <= {"code", "message", "status", "details"}, f"{what}: {error!r}"
+        assert error["code"] == response.status_code and re.fullmatch("[A-Z_]+", error["status"]), f"{what}: {error!r}"
+    elif api == "anthropic":  # shared/dialects.md section 2, "Errors"
         assert isinstance(body, dict) and set(body) == {"type", "error", "request_id"}, f"{what}: {body!r}"
         assert body["type"] == "error" and body["request_id"] == response.headers["request-id"], what
         error = body["error"]

@@ -102,11 +102,11 @@ python -m mockllm ...
 
 HOW_IT_IS_BUILT = """\
 scenarios/*.yaml ─► yamltext.py (one libyaml pass, every key's line) ─► scenario.py (pydantic model)
-                   + loader.py (file:line errors)
+                   + loader.py (rules validated and compiled one by one as they parse; file:line errors)
                         (schema.py: the editor schema, generated from scenario.py's models)
                         ─► script.py: the neutral reply, compiled once (text pieces, tool calls and their
                            argument fragments, finish, usage overrides, schedule, fault, framing, transcript);
-                           each dialect compiles more of it at load if it can (Dialect.prepare: chat's body template)
+                           each dialect compiles more of it when it first answers with it (Dialect.prepare)
 request bytes ─► routes.py (one route table, made from the dialect registry)
               ─► dialects/<api>.py parse ─► request.py Request (the one view every API's rules see)
               ─► router.py (rules, per-rule call counts) ─► plan.py: the call's values once (dialects/base.py Call:
@@ -115,7 +115,8 @@ request bytes ─► routes.py (one route table, made from the dialect registry)
                  derive.py · timing.py · tokens.py · answer.py (Answer: body or timed writes)
 dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs share: error envelope, headers)
            · chat.py (Chat Completions) · responses.py (Responses API; response_store.py keeps its answers)
-           · anthropic.py (Messages) · completions.py (legacy completions) · embeddings.py
+           · anthropic.py (Messages) · gemini.py (generateContent) · completions.py (legacy completions)
+           · embeddings.py
 engine.py ties them and keeps the journal; adapters over it: app.py (starlette: its fast path and its routes
 both from routes.py), transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py),
 cli.py, and the pytest plugin (pytest_plugin/mockllm_pytest).

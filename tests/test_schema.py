@@ -62,7 +62,7 @@ def test_every_key_has_a_description() -> None:
 def test_the_validators_names_are_offered_as_enums() -> None:
     defs = schema_module.schema()["$defs"]
     endpoint = defs["Match"]["properties"]["endpoint"]["anyOf"]
-    names = ["chat", "responses", "anthropic", "completions", "embeddings"]
+    names = ["chat", "responses", "anthropic", "completions", "embeddings", "gemini"]
     assert endpoint[0] == {"type": "string", "enum": names}
     assert endpoint[1]["items"] == {"type": "string", "enum": names}
     preset = defs["Timing"]["properties"]["preset"]["anyOf"][0]

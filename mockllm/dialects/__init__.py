@@ -12,12 +12,13 @@ from .base import Call, Dialect, Route, Stream, ToolCallWire
 from .chat import CHAT
 from .completions import COMPLETIONS
 from .embeddings import EMBEDDINGS
+from .gemini import GEMINI
 from .responses import RESPONSES
 
 __all__ = ["CHAT_DIALECT", "DIALECTS", "ENDPOINTS", "Call", "Dialect", "Route", "Stream", "ToolCallWire"]
 
 DIALECTS: dict[str, Dialect] = {
-    dialect.name: dialect for dialect in (CHAT, RESPONSES, ANTHROPIC, COMPLETIONS, EMBEDDINGS)
+    dialect.name: dialect for dialect in (CHAT, RESPONSES, ANTHROPIC, COMPLETIONS, EMBEDDINGS, GEMINI)
 }
 ENDPOINTS: tuple[str, ...] = tuple(DIALECTS)
 CHAT_DIALECT: Dialect = CHAT

@@ -10,7 +10,7 @@ status (529 `overloaded_error` included) and a `request-id` header.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -318,11 +318,11 @@ class AnthropicDialect(Dialect):
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
         return parse_messages(body, headers)
 
-    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
+    def error_body(self, message: str, type: str, param: str | None, code: str | int | None, *, status: int) -> bytes:
         return orjson.dumps({"type": "error", "error": {"type": type, "message": message}})
 
     def azure_error_body(self, code: str, message: str) -> bytes:
-        return self.error_body(message, "api_error", None, code)  # no Azure flavour of this API
+        return self.error_body(message, "api_error", None, code, status=500)  # no Azure flavour of this API
 
     def error_default(self, status: int) -> tuple[str, str | None, str]:
         return _ERRORS.get(status, ("invalid_request_error" if status < 500 else "api_error", None, f"Error {status}."))
@@ -344,6 +344,33 @@ class AnthropicDialect(Dialect):
 
     def stream(self, call: Call) -> Stream:
         return AnthropicStream(call)
+
+    # -- the model listing: `GET /v1/models` from the anthropic SDK, which sends `anthropic-version` on
+    # every request (Dialect.models_header), answered in this API's shape.
+
+    models_header = "anthropic-version"
+
+    def models_body(self, model_ids: Sequence[str]) -> bytes:
+        first, last = (model_ids[0], model_ids[-1]) if model_ids else (None, None)
+        data = [_model(m) for m in model_ids]
+        return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
+
+    def model_body(self, model_id: str) -> bytes:
+        return orjson.dumps(_model(model_id))
+
+    def model_missing(self, model_id: str) -> bytes:
+        return self.error_body(f"model: {model_id}", "not_found_error", None, None, status=404)
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    # anthropic 2.15 types/model_info.py: type, id, display_name, created_at (RFC 3339), lifecycle
+    return {
+        "type": "model",
+        "id": model_id,
+        "display_name": model_id,
+        "created_at": "2025-02-19T00:00:00Z",
+        "lifecycle": "active",
+    }
 
 
 ANTHROPIC = AnthropicDialect()

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from ..errors import RequestError
 from ..scenario import FAULT_KINDS
-from .openai import ERROR_DEFAULTS
+from .openai import ERROR_DEFAULTS, model_object, models_body
 from .openai import azure_error_body as openai_azure_error_body
+from .openai import dumps as openai_dumps
 from .openai import error_body as openai_error_body
 from .openai import headers as openai_headers
 
@@ -110,8 +111,11 @@ class Dialect:
     # The error envelope, headers and error defaults below are OpenAI's, which four of the APIs share
     # (shared/wire.md section 5): an API with others overrides them (anthropic.py).
     error_indent: ClassVar[int | None] = None  # pretty-printed errors (Responses, legacy, embeddings: 4)
+    error_type: ClassVar[Header] = (b"content-type", b"application/json")  # an error answer's content type
+    line_ending: ClassVar[str] = "\n"  # of its SSE streams (a scenario's `framing.line_ending` may change it)
 
-    def error_body(self, message: str, type: str, param: str | None, code: str | int | None) -> bytes:
+    def error_body(self, message: str, type: str, param: str | None, code: str | int | None, *, status: int) -> bytes:
+        """An error's body in this API's envelope (`status`: the HTTP status it answers with)."""
         return openai_error_body(message, type, param, code, indent=self.error_indent)
 
     def azure_error_body(self, code: str, message: str) -> bytes:
@@ -153,6 +157,22 @@ class Dialect:
 
     def stream(self, call: Call) -> Stream:
         raise NotImplementedError
+
+    # The model listing (`GET /v1/models`, `/v1/models/{id}`): OpenAI's by default. The path is OpenAI's
+    # in several APIs, so the listing is this API's when the request carries `models_header` (a header its
+    # SDK always sends), or when the route is this dialect's own (an action "models" or "model").
+    models_header: ClassVar[str | None] = None
+
+    def models_body(self, model_ids: Sequence[str]) -> bytes:
+        return models_body(model_ids)
+
+    def model_body(self, model_id: str) -> bytes:
+        return openai_dumps(model_object(model_id)).encode()
+
+    def model_missing(self, model_id: str) -> bytes:
+        """The 404 body of a model no scenario names."""
+        message = f"The model `{model_id}` does not exist or you do not have access to it."
+        return self.error_body(message, "invalid_request_error", None, "model_not_found", status=404)
 
     def new_state(self) -> Any:
         """Per-engine state (a dialect that remembers answers keeps them here)."""

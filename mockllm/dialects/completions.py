@@ -162,7 +162,7 @@ class CompletionsDialect(Dialect):
             "API (POST /v1/completions) cannot express. Give that rule `match: {endpoint: chat}` (or responses), "
             "or add a rule for `endpoint: completions` whose reply has `content`."
         )
-        body = self.error_body(message, "mockllm_error", None, "reply_not_expressible")
+        body = self.error_body(message, "mockllm_error", None, "reply_not_expressible", status=500)
         return error_answer(500, body, derived.request_id, _NO_RETRY)
 
     def body(self, call: Call) -> bytes:

@@ -230,7 +230,7 @@ class EmbeddingsDialect(Dialect):
                 "which embeddings (never streamed) cannot send: give that rule a `match.endpoint` without "
                 "embeddings, or add a rule for `endpoint: embeddings`."
             )
-            body = self.error_body(message, "mockllm_error", None, "reply_not_expressible")
+            body = self.error_body(message, "mockllm_error", None, "reply_not_expressible", status=500)
             return error_answer(500, body, derived.request_id, [("x-should-retry", "false")])
         delay = 0.0 if not scale or script.instant else script.offsets(1, rng, scale)[-1]
         model = script.model or request.model

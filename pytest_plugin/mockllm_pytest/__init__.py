@@ -1,4 +1,4 @@
-"""mockllm's pytest plugin: a fake OpenAI-compatible provider per test, live or in-process.
+"""mockllm's pytest plugin: a fake LLM provider per test (OpenAI, Anthropic and Gemini APIs), live or in-process.
 
 Installed with mockllm (`pip install mockllm-wire`) and registered as a pytest11 entry
 point, so the `mockllm` fixture and marker need no conftest. See the README's section

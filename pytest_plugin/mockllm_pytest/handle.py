@@ -1,13 +1,17 @@
 """`MockLLM`, what the `mockllm` fixture gives a test: a fake provider of its own.
 
 It holds an Engine (rules, sequences, journal) served either under a namespace of the
-session's server or in-process, and says at teardown what went wrong: requests no rule
-matched, and (opt-in) rules never used or replies never played.
+session's server or in-process, hands out clients of the OpenAI, Anthropic and Gemini SDKs
+pointed at it, and says at teardown what went wrong: requests no rule matched, and
+(opt-in) rules never used or replies never played. The SDKs are optional: each is
+imported when its client is asked for.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import os
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +22,9 @@ import pytest
 from mockllm import Engine, Entry, Journal, Rule, Scenario, load
 
 if TYPE_CHECKING:
+    import anthropic
     import openai
+    from google import genai
 
 __all__ = ["API_KEY", "MockLLM"]
 
@@ -26,7 +32,7 @@ API_KEY = "sk-mockllm-test"
 
 
 class MockLLM:
-    """A fake OpenAI-compatible provider for one test.
+    """A fake LLM provider for one test, speaking every API mockllm serves (OpenAI's, Anthropic's, Gemini's).
 
     Rules are tried in the order they were added (the `mockllm_scenarios` option's, the
     marker's, then the test's own), higher `priority:` first; the first that matches answers.
@@ -39,13 +45,11 @@ class MockLLM:
         mode: str,
         *,
         search: tuple[Path, ...] = (),
-        library: Callable[[], str] | None = None,
     ) -> None:
         self.engine = engine
-        self.base_url = base_url  # ends with /v1, as OpenAI clients want it
+        self.base_url = base_url  # OpenAI's: ends with /v1, as OpenAI clients want it
         self.mode = mode  # "server" or "inprocess"
         self._search = search  # folders relative paths are looked up in
-        self._library = library  # in-process: which HTTP library the openai SDK uses
         self._closers: list[Callable[[], Any]] = []
         self._env = pytest.MonkeyPatch()
         self._files: set[Path] = set()  # scenario files loaded, so none is loaded twice
@@ -110,13 +114,23 @@ class MockLLM:
 
     # -- clients -----------------------------------------------------------------------
 
+    @property
+    def anthropic_base_url(self) -> str:
+        """The URL to give an Anthropic client: the root, without `/v1` (the SDK appends `/v1/messages`)."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
+    def gemini_base_url(self) -> str:
+        """The URL to give a google-genai client: the root (the SDK appends `/{version}/models/...`)."""
+        return self.base_url.removesuffix("/v1")
+
     def client(self, **kwargs: Any) -> openai.OpenAI:
         """An `openai.OpenAI` pointed at this fake; keyword arguments go to the constructor."""
         import openai
 
         kwargs.setdefault("api_key", API_KEY)
         if "http_client" not in kwargs:
-            kwargs["http_client"] = openai.DefaultHttpxClient(**self._http_options())
+            kwargs["http_client"] = openai.DefaultHttpxClient(**self._http_options(openai.DefaultHttpxClient))
         client = openai.OpenAI(base_url=self.base_url, **kwargs)
         self._closers.append(client.close)
         return client
@@ -127,25 +141,104 @@ class MockLLM:
 
         kwargs.setdefault("api_key", API_KEY)
         if "http_client" not in kwargs:
-            kwargs["http_client"] = openai.DefaultAsyncHttpxClient(**self._http_options())
+            kwargs["http_client"] = openai.DefaultAsyncHttpxClient(**self._http_options(openai.DefaultHttpxClient))
         return openai.AsyncOpenAI(base_url=self.base_url, **kwargs)
 
-    def _http_options(self) -> dict[str, Any]:
-        """The SDK's own HTTP client, with the Engine as its transport in-process.
+    def anthropic_client(self, **kwargs: Any) -> anthropic.Anthropic:
+        """An `anthropic.Anthropic` pointed at this fake; keyword arguments go to the constructor."""
+        import anthropic
+
+        _anthropic_key(kwargs)
+        if "http_client" not in kwargs:
+            kwargs["http_client"] = anthropic.DefaultHttpxClient(**self._http_options(anthropic.DefaultHttpxClient))
+        client = anthropic.Anthropic(base_url=self.anthropic_base_url, **kwargs)
+        self._closers.append(client.close)
+        return client
+
+    def async_anthropic_client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        """An `anthropic.AsyncAnthropic` pointed at this fake; keyword arguments go to the constructor."""
+        import anthropic
+
+        _anthropic_key(kwargs)
+        if "http_client" not in kwargs:
+            options = self._http_options(anthropic.DefaultHttpxClient)
+            kwargs["http_client"] = anthropic.DefaultAsyncHttpxClient(**options)
+        return anthropic.AsyncAnthropic(base_url=self.anthropic_base_url, **kwargs)
+
+    def gemini_client(self, **kwargs: Any) -> genai.Client:
+        """A `google.genai.Client` pointed at this fake (its `.aio` too); keyword arguments go to the constructor.
+
+        `http_options` (an `HttpOptions` or a dict) is kept, with `base_url` filled in if unset
+        and, in-process, the Engine as the transport of the SDK's HTTP clients, sync and async.
+        """
+        from google import genai
+        from google.genai import types
+
+        given = kwargs.get("http_options")
+        options = (
+            given.model_copy()
+            if isinstance(given, types.HttpOptions)
+            else types.HttpOptions.model_validate(given or {})
+        )
+        if options.base_url is None:
+            options.base_url = self.gemini_base_url
+        # The shared SSL context under each name the SDK looks for (httpx's `verify`, aiohttp's and
+        # its websockets' `ssl`): it would otherwise load the CA bundle three times, ~60 ms a client
+        # (google/genai/_api_client.py, `_ensure_httpx_ssl_ctx`, `_ensure_aiohttp_ssl_ctx`...).
+        sync_args: dict[str, Any] = {"verify": _ssl_context()}
+        async_args: dict[str, Any] = {"verify": _ssl_context(), "ssl": _ssl_context()}
+        if self.mode == "inprocess":
+            # A transport in the client arguments also makes the SDK read through httpx(2), not
+            # aiohttp (`_use_aiohttp`), and of the transport's library (`_detect_http_backend`).
+            to_engine = self._transport(_genai_http_client())
+            if options.httpx_client is None:
+                sync_args["transport"] = to_engine
+            if options.httpx_async_client is None and getattr(options, "aiohttp_client", None) is None:
+                async_args["transport"] = to_engine
+        options.client_args = {**sync_args, **(options.client_args or {})}
+        options.async_client_args = {**async_args, **(options.async_client_args or {})}
+        kwargs["http_options"] = options
+        if not any(kwargs.get(name) for name in ("api_key", "credentials", "vertexai", "enterprise")):
+            kwargs["api_key"] = API_KEY
+        client = genai.Client(**kwargs)
+        self._closers.append(client.close)
+        return client
+
+    def _http_options(self, http_client: type) -> dict[str, Any]:
+        """Options for an SDK's own HTTP client class: in-process, the Engine as its transport.
 
         Over the server, it shares one SSL context: the connection is plain HTTP on loopback,
         and building a context per client (loading the CA bundle) costs ~30 ms a test.
         """
         if self.mode == "inprocess":
-            from mockllm.transport import transport
-
-            return {"transport": transport(self.engine, library=self._library() if self._library else "httpx")}
+            return {"transport": self._transport(http_client)}
         return {"verify": _ssl_context()}
 
+    def _transport(self, http_client: type) -> Any:
+        """The Engine as a transport of the HTTP library `http_client` is of (httpx or httpx2)."""
+        from mockllm.transport import transport
+
+        from .inprocess import library_of
+
+        return transport(self.engine, library=library_of(http_client))
+
     def patch_env(self) -> None:
-        """Set OPENAI_BASE_URL and OPENAI_API_KEY for this test (restored after), for clients the app builds."""
-        self._env.setenv("OPENAI_BASE_URL", self.base_url)
-        self._env.setenv("OPENAI_API_KEY", API_KEY)
+        """Point the clients the app builds itself at this fake, for this test (restored after).
+
+        OpenAI: OPENAI_BASE_URL, OPENAI_API_KEY. Anthropic: ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY.
+        google-genai: GOOGLE_GEMINI_BASE_URL, and GOOGLE_API_KEY and GEMINI_API_KEY (it reads
+        the first, apps often the second), with the Vertex AI switches unset.
+        """
+        env = self._env
+        env.setenv("OPENAI_BASE_URL", self.base_url)
+        env.setenv("OPENAI_API_KEY", API_KEY)
+        env.setenv("ANTHROPIC_BASE_URL", self.anthropic_base_url)
+        env.setenv("ANTHROPIC_API_KEY", API_KEY)
+        env.setenv("GOOGLE_GEMINI_BASE_URL", self.gemini_base_url)
+        for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
+            env.setenv(name, API_KEY)
+        for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE"):
+            env.delenv(name, raising=False)
 
     # -- the journal -------------------------------------------------------------------
 
@@ -250,6 +343,28 @@ def _load(path: Path) -> list[Scenario]:
             _loaded.clear()
         _loaded[key] = load(path)
     return _loaded[key]
+
+
+def _anthropic_key(kwargs: dict[str, Any]) -> None:
+    """Our key, unless the test gave a credential of its own (the SDK takes only one of them)."""
+    if not any(kwargs.get(name) is not None for name in ("api_key", "auth_token", "credentials", "config", "profile")):
+        kwargs["api_key"] = API_KEY
+
+
+def _genai_http_client() -> type:
+    """The HTTP client class google-genai reads through. 3.x: httpx2's unless GOOGLE_GENAI_HTTP_CLIENT
+    says httpx or httpx2 is missing (google/genai/_api_client.py, `_get_http_client_backend`); it
+    then follows the library of the transport it is given. 1.x knows httpx alone."""
+    from google import genai
+
+    from .inprocess import installed
+
+    if int(genai.__version__.split(".")[0]) < 3:
+        return importlib.import_module("httpx").Client  # type: ignore[no-any-return]
+    name = os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower()
+    if name not in ("httpx", "httpx2"):
+        name = "httpx2" if installed("httpx2") else "httpx"
+    return importlib.import_module(name).Client  # type: ignore[no-any-return]
 
 
 @functools.cache

@@ -4,9 +4,12 @@
   so it catches clients on any transport (litellm's async calls go through aiohttp).
   Requests to other hosts pass through to the network, or to your own respx mock if the
   test has one.
-- httpx2 (openai >= 3): respx cannot patch it; the fixture's `client()` hands the SDK an
-  httpx2 transport, and for clients the application builds itself (`env=True`), the
-  default httpx2 transports send requests for the fixture's host to the same transport.
+- httpx2 (openai >= 3, anthropic >= 2, google-genai >= 3 by default): respx cannot patch
+  it; the fixture's clients (`client()`, `anthropic_client()`, `gemini_client()`...) hand
+  the SDK an httpx2 transport, and for clients the application builds itself (`env=True`),
+  the default httpx2 transports send requests for the fixture's host to the same transport.
+- aiohttp is not caught: google-genai's async client reads through it when it is installed,
+  unless given a transport (as `gemini_client()` does), so an app-built one needs server mode.
 
 Either way the body streams write by write on the server's schedule (mockllm.transport).
 """
@@ -22,7 +25,7 @@ import pytest
 from mockllm import Engine
 from mockllm.transport import HOST, transport
 
-__all__ = ["Interceptor", "library_of_openai"]
+__all__ = ["Interceptor", "installed", "library_of", "library_of_openai"]
 
 
 class Interceptor:
@@ -35,9 +38,9 @@ class Interceptor:
         self._patches = pytest.MonkeyPatch()
 
     def start(self) -> None:
-        if _installed("httpx"):
+        if installed("httpx"):
             self._start_respx()
-        if _installed("httpx2"):
+        if installed("httpx2"):
             self._patch_httpx2()
 
     def stop(self) -> None:
@@ -103,14 +106,22 @@ def _respx_router() -> Any:
 
 
 @functools.cache
-def _installed(name: str) -> bool:
+def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
+
+
+def library_of(http_client: type) -> str:
+    """The HTTP library of an SDK's client class (its `DefaultHttpxClient`): "httpx2" or "httpx".
+
+    openai >= 3 and anthropic >= 2 send with httpx2; openai 2.x and anthropic 0.x with httpx.
+    """
+    if installed("httpx2") and issubclass(http_client, importlib.import_module("httpx2").Client):
+        return "httpx2"
+    return "httpx"
 
 
 def library_of_openai() -> str:
     """The HTTP library the installed openai SDK sends with: "httpx2" (openai >= 3) or "httpx"."""
     import openai
 
-    if _installed("httpx2") and issubclass(openai.DefaultHttpxClient, importlib.import_module("httpx2").Client):
-        return "httpx2"
-    return "httpx"
+    return library_of(openai.DefaultHttpxClient)

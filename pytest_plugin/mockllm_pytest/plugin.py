@@ -76,7 +76,7 @@ def mockllm_server() -> Iterator[BackgroundServer]:
 
 @pytest.fixture
 def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
-    """A fake OpenAI-compatible provider for this test: `.base_url`, `.client()`, `.requests`...
+    """A fake LLM provider for this test: `.client()`, `.anthropic_client()`, `.gemini_client()`, `.requests`...
 
     It loads the scenarios of the `mockllm_scenarios` option, then those of the test's
     `@pytest.mark.mockllm(*paths, ...)` marker. At teardown, a request that no rule matched
@@ -96,9 +96,9 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
     else:
         from mockllm.transport import HOST
 
-        from .inprocess import Interceptor, library_of_openai
+        from .inprocess import Interceptor
 
-        handle = MockLLM(engine, f"http://{HOST}/v1", "inprocess", search=search, library=library_of_openai)
+        handle = MockLLM(engine, f"http://{HOST}/v1", "inprocess", search=search)
         interceptor = Interceptor(engine)
         interceptor.start()
         undo = interceptor.stop

@@ -63,6 +63,47 @@ def test_summarize(mockllm):
     assert mockllm.last_user_message == "Summarize: a long text"
 '''
 
+CLIENTS_EXAMPLE = """\
+import pytest
+
+
+@pytest.mark.mockllm("scenarios/summary.yaml")
+def test_claude_and_gemini(mockllm):
+    claude = mockllm.anthropic_client()  # an anthropic.Anthropic pointed at the fake
+    message = claude.messages.create(
+        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "Summarize: x"}]
+    )
+    assert message.content[0].text == "A short summary."
+
+    gemini = mockllm.gemini_client()  # a google.genai.Client (gemini.aio: its async twin)
+    answer = gemini.models.generate_content(model="gemini-2.5-flash", contents="Summarize: y")
+    assert answer.text == "A short summary."
+
+    assert [entry.endpoint for entry in mockllm.requests] == ["anthropic", "gemini"]
+"""
+
+CLIENTS_ENV_EXAMPLE = '''\
+import anthropic
+import pytest
+from google import genai
+
+
+def summarize(text: str) -> tuple[str, str]:
+    """Application code: its clients are configured by the environment."""
+    prompt = f"Summarize: {text}"
+    claude = anthropic.Anthropic().messages.create(
+        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": prompt}]
+    )
+    gemini = genai.Client()  # keep a reference: a dropped Client closes its connections
+    answer = gemini.models.generate_content(model="gemini-2.5-flash", contents=prompt)
+    return claude.content[0].text, answer.text
+
+
+@pytest.mark.mockllm("scenarios/summary.yaml", env=True)
+def test_summarize(mockllm):
+    assert summarize("a long text") == ("A short summary.", "A short summary.")
+'''
+
 MODE_EXAMPLE = """\
 import pytest
 
@@ -130,6 +171,8 @@ BLOCKS = [
     FIRST_EXAMPLE,
     SUMMARY_YAML,
     ENV_EXAMPLE,
+    CLIENTS_EXAMPLE,
+    CLIENTS_ENV_EXAMPLE,
     MODE_EXAMPLE,
     RETRY_YAML,
     JOURNAL_EXAMPLE,
@@ -156,7 +199,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
-    "example", [FIRST_EXAMPLE, ENV_EXAMPLE, MODE_EXAMPLE, JOURNAL_EXAMPLE], ids=["first", "env", "mode", "journal"]
+    "example",
+    [FIRST_EXAMPLE, ENV_EXAMPLE, CLIENTS_EXAMPLE, CLIENTS_ENV_EXAMPLE, MODE_EXAMPLE, JOURNAL_EXAMPLE],
+    ids=["first", "env", "clients", "clients-env", "mode", "journal"],
 )
 def test_examples_pass(project: pytest.Pytester, example: str, mode: str) -> None:
     project.makepyfile(test_example=example)
