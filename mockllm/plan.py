@@ -18,6 +18,7 @@ from .derive import Derived
 from .dialects import CHAT_DIALECT
 from .dialects.base import Call, Dialect, Stream, ToolCallWire
 from .dialects.openai import JSON_HEADERS, SERVER_ERROR, SSE_HEADERS, dumps, fingerprint
+from .limits import cut
 from .request import Request
 from .scenario import ErrorSpec, Fault, Generate
 from .sse import Event, frame
@@ -107,10 +108,18 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
     tools = tuple(
         ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools)
     )
+    finish, stop_sequence, limited = script.finish_reason, None, None
+    if request.max_tokens is not None or request.stop:
+        limited = cut(pieces, tools, request.max_tokens, request.stop)
+        if limited is not None:
+            pieces, tools = limited.pieces, limited.tools
+            content = "".join(pieces) if content is not None or pieces else None
+            finish, stop_sequence, completion = limited.finish_reason or finish, limited.stop_sequence, limited.tokens
     prompt = script.usage_prompt
     if prompt is None:
         prompt = request.prompt_tokens
-    count = len(script.transcript) if script.transcript is not None else len(pieces) + script.tool_chunks
+    tool_chunks = sum(1 + len(t.fragments) for t in tools) if tools else 0
+    count = len(script.transcript) if script.transcript is not None else len(pieces) + tool_chunks
     return Call(
         request=request,
         rule=rule,
@@ -123,7 +132,9 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         tools=tools,
         prompt_tokens=prompt,
         completion_tokens=completion or 0,
-        finish_reason=script.finish_reason,
+        finish_reason=finish,
+        stop_sequence=stop_sequence,
+        limited=limited is not None,
         offsets=script.offsets(max(count, 1), rng, scale),
         state=state,
     )

@@ -19,6 +19,7 @@ __all__ = [
     "invalid_type",
     "message_text",
     "parse_json_object",
+    "read_stop",
     "read_stream_options",
     "stream_flag",
     "type_name",
@@ -46,6 +47,7 @@ class Request:
     include_obfuscation: bool = True  # `stream_options.include_obfuscation`
     tools: tuple[str, ...] = ()  # the names of the tools offered
     max_tokens: int | None = None  # the request's token cap (`max_tokens`, `max_output_tokens`, ...)
+    stop: tuple[str, ...] = ()  # the request's stop sequences (`stop`, `stop_sequences`, `stopSequences`)
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
 
 
@@ -101,6 +103,26 @@ def stream_flag(body: dict[str, Any]) -> bool:
     if not isinstance(stream, bool):
         raise invalid_type("stream", "a boolean", stream)
     return stream
+
+
+def read_stop(body: dict[str, Any], request: Request) -> None:
+    """`stop` (chat, legacy completions) as OpenAI checks it: a string or up to 4 strings, into `request`."""
+    stop = body.get("stop")
+    if stop is None:
+        return
+    if isinstance(stop, str):
+        request.stop = (stop,)
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        if len(stop) > 4:
+            raise RequestError(
+                f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "
+                f"with length {len(stop)} instead.",
+                param="stop",
+                code="array_above_max_length",
+            )
+        request.stop = tuple(stop)
+    else:
+        raise invalid_type("stop", "one of a string or array of strings", stop)
 
 
 def read_stream_options(body: dict[str, Any], request: Request) -> None:

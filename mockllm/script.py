@@ -46,6 +46,7 @@ class Script:
     schedule: Schedule
     finish_reason: str
     completion_tokens: int | None  # `usage.completion_tokens`, or counted; None: counted per call (generated text)
+    sent_tokens: int | None  # the tokens the reply sends (its text and tool calls); None: generated per call
     tool_chunks: int  # stream chunks the tool calls take (a head, then the fragments, per call)
     usage_prompt: int | None  # `usage.prompt_tokens` as the reply gives it (None: counted per request)
     usage_completion: int | None  # `usage.completion_tokens` as the reply gives it
@@ -118,6 +119,7 @@ def compile_reply(reply: Reply) -> Script:
     completion: int | None = None
     if reply.generate is None:
         completion = count_tokens(content or "") + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
+    sent = completion
     usage_completion = reply.usage.completion_tokens if reply.usage else None
     if usage_completion is not None:
         completion = usage_completion
@@ -131,6 +133,7 @@ def compile_reply(reply: Reply) -> Script:
         schedule=schedule,
         finish_reason=reply.finish_reason or ("tool_calls" if tools else "stop"),
         completion_tokens=completion,
+        sent_tokens=sent,
         tool_chunks=tool_chunks,
         usage_prompt=reply.usage.prompt_tokens if reply.usage else None,
         usage_completion=usage_completion,

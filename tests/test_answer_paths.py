@@ -150,6 +150,7 @@ def expected_body(reply: dict[str, Any], *, seed: int, rule_key: str, call_index
             {
                 "index": 0,
                 "message": message,
+                "logprobs": None,  # the spec requires the key (openai-openapi: CreateChatCompletionResponse)
                 "finish_reason": reply.get("finish_reason", "tool_calls" if calls else "stop"),
             }
         ],

@@ -119,6 +119,8 @@ def test_non_stream_body_and_headers(serve) -> None:
         {
             "index": 0,
             "message": {"role": "assistant", "content": "Hello!", "refusal": None, "annotations": []},
+            # OpenAPI's CreateChatCompletionResponse requires the key: null when logprobs were not asked
+            "logprobs": None,
             "finish_reason": "stop",
         }
     ]
@@ -255,7 +257,7 @@ def test_template_builders_match_plain_json_encoding() -> None:
                 "object": "chat.completion",
                 "created": 1,
                 "model": "m" + text,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
                 "usage": _usage(3, 4),
                 "service_tier": "default",
                 "system_fingerprint": fingerprint,

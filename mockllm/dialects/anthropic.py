@@ -161,6 +161,9 @@ def parse_messages(raw: bytes, headers: Mapping[str, str]) -> Request:
         prompt_tokens += count_tokens(system_text)
     request = Request("anthropic", body, model, stream_flag(body), headers, user_text, system_text, prompt_tokens)
     request.max_tokens = cap
+    stops = body.get("stop_sequences")
+    if isinstance(stops, list):
+        request.stop = tuple(s for s in stops if isinstance(s, str))
     tools = body.get("tools")
     if isinstance(tools, list):
         request.tools = tuple(t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str))
@@ -222,12 +225,14 @@ def _message(call: Call, message_id: str, content: list[Any], stop: str | None, 
         "role": "assistant",
         "content": content,
         "stop_reason": stop,
-        "stop_sequence": None,
+        "stop_sequence": call.stop_sequence if stop is not None else None,
         "usage": _usage(call.prompt_tokens, output),
     }
 
 
 def _stop(call: Call) -> str:
+    if call.stop_sequence is not None:
+        return "stop_sequence"  # the text ended before one of the request's `stop_sequences`
     return _STOP.get(call.finish_reason, "end_turn")
 
 
@@ -281,7 +286,7 @@ class AnthropicStream(Stream):
         end = offsets[-1]
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _stop(call), "stop_sequence": None},
+            "delta": {"stop_reason": _stop(call), "stop_sequence": call.stop_sequence},
             "usage": {"output_tokens": call.completion_tokens},
         }
         yield _event(end, "message_delta", delta, "finish")

@@ -73,6 +73,8 @@ class Call:
     finish_reason: str  # the neutral finish: stop | length | tool_calls | content_filter | function_call
     offsets: Sequence[float]  # when each chunk is due: pieces first, then a head and the fragments per tool
     state: Any  # the dialect's per-engine state (e.g. stored responses)
+    stop_sequence: str | None = None  # the request's stop sequence the text ended before (mockllm/limits.py)
+    limited: bool = False  # the request's limits cut the reply: what was compiled of it does not apply
 
 
 class Stream:

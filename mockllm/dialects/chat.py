@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..answer import Answer
 from ..errors import RequestError
-from ..request import Request, invalid_type, message_text, parse_json_object, read_stream_options, stream_flag
+from ..request import (
+    Request,
+    invalid_type,
+    message_text,
+    parse_json_object,
+    read_stop,
+    read_stream_options,
+    stream_flag,
+)
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream, ToolCallWire
@@ -132,6 +140,8 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
         if type(cap) is int:
             request.max_tokens = cap
+        if "stop" in body:
+            read_stop(body, request)
     return request
 
 
@@ -180,7 +190,7 @@ def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish
         calls = f',"tool_calls":[{",".join(items)}]'
     return (
         f'[{{"index":0,"message":{{"role":"assistant","content":{nullable(content)},"refusal":null,'
-        f'"annotations":[]{calls}}},"finish_reason":{nullable(finish_reason)}}}]'
+        f'"annotations":[]{calls}}},"logprobs":null,"finish_reason":{nullable(finish_reason)}}}]'
     )
 
 
@@ -407,6 +417,8 @@ class ChatDialect(Dialect):
         template = script.compiled[self.name].template
         if template is None or request.stream or script.fault is not None:
             return None
+        if request.stop or (request.max_tokens is not None and request.max_tokens < (script.sent_tokens or 0)):
+            return None  # the request's limits cut this reply (mockllm/limits.py): the general path
         # The usual non-streamed answer: the body compiled at load, filled in.
         delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
         prompt = script.usage_prompt
@@ -422,7 +434,7 @@ class ChatDialect(Dialect):
         return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
-        choices = call.script.compiled[self.name].choices
+        choices = None if call.limited else call.script.compiled[self.name].choices
         if choices is None:
             content = call.content if call.content is not None or not call.tools else None
             choices = choices_json(content, call.tools, call.finish_reason)

@@ -6,8 +6,9 @@ text deltas, a finish chunk, an optional usage chunk (`"choices":[]`), then `dat
 
 The neutral reply's text is `choices[0].text`. Tool calls have no place on this wire: a reply
 with tool calls answering a completions request is mockllm's 500 naming the rule (see `fast`).
-The request's `max_tokens` (the real default is 16) does not cut the reply, as in every dialect:
-the scenario says the text and its finish (`finish_reason: length` for a cut answer).
+The request's `max_tokens` cuts the reply as in every API (mockllm/limits.py), with the real
+API's default: 16 tokens when the request gives none (`"max_tokens": null` for no cap), so a
+long scripted answer comes back cut with `finish_reason: "length"`, as it would from OpenAI.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import orjson
 
 from ..answer import Answer
 from ..errors import RequestError
-from ..request import Request, invalid_type, parse_json_object, read_stream_options, stream_flag
+from ..request import Request, invalid_type, parse_json_object, read_stop, read_stream_options, stream_flag
 from ..sse import Event
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
@@ -38,6 +39,8 @@ __all__ = ["COMPLETIONS", "CompletionsStream", "parse_completions"]
 # `tool_calls` (or the old `function_call`) ended naturally.
 _FINISH = {"tool_calls": "stop", "function_call": "stop"}
 _NO_RETRY = [("x-should-retry", "false")]  # a scenario mistake: retrying cannot mend it
+# The API's default cap (openai-openapi: CreateCompletionRequest.max_tokens, default 16).
+_DEFAULT_MAX_TOKENS = 16
 
 
 def _prompt_text(prompt: Any) -> tuple[str | None, int]:
@@ -69,11 +72,14 @@ def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str
     request = Request("completions", body, model, stream, headers, user_text, None, prompt_tokens)
     if "stream_options" in body:
         read_stream_options(body, request)
-    cap = body.get("max_tokens")
-    if cap is not None and type(cap) is not int:
+    cap = body.get("max_tokens", _DEFAULT_MAX_TOKENS)
+    if cap is None:  # an explicit null: no cap
+        pass
+    elif type(cap) is not int:
         raise invalid_type("max_tokens", "an integer", cap)
     request.max_tokens = cap
-    # `suffix`, `echo`, `n`, `best_of`, `logprobs`, `stop`: accepted; the reply is the scenario's.
+    read_stop(body, request)
+    # `suffix`, `echo`, `n`, `best_of`, `logprobs`: accepted; the reply is the scenario's.
     return request
 
 

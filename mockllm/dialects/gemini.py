@@ -209,7 +209,11 @@ def parse_generate(raw: bytes, headers: Mapping[str, str], model: str, stream: b
         system_text = _text(_parts(system, "system_instruction")) or ""
         prompt_tokens += count_tokens(system_text)
     request = Request("gemini", body, model, stream, headers, user_text, system_text, prompt_tokens)
-    request.max_tokens = _max_tokens(body.get("generationConfig", body.get("generation_config")))
+    config = body.get("generationConfig", body.get("generation_config"))
+    request.max_tokens = _max_tokens(config)
+    stops = config.get("stopSequences", config.get("stop_sequences")) if isinstance(config, dict) else None
+    if isinstance(stops, list):
+        request.stop = tuple(s for s in stops if isinstance(s, str))
     request.tools = tuple(
         declaration["name"]
         for tool in body.get("tools") or ()

@@ -162,7 +162,7 @@ def test_env_points_an_app_built_client_at_the_fake(mockllm: MockLLM, mode: str)
 
     async def main() -> Any:
         async with anthropic.AsyncAnthropic() as client:
-            return await client.messages.create(model="claude-x", max_tokens=8, messages=ask("a story"))
+            return await client.messages.create(model="claude-x", max_tokens=64, messages=ask("a story"))
 
     assert message.content[0].text == "Two."  # type: ignore[union-attr]
     assert asyncio.run(main()).content[0].text == STORY
