@@ -48,6 +48,7 @@ class Request:
     tools: tuple[str, ...] = ()  # the names of the tools offered
     max_tokens: int | None = None  # the request's token cap (`max_tokens`, `max_output_tokens`, ...)
     stop: tuple[str, ...] = ()  # the request's stop sequences (`stop`, `stop_sequences`, `stopSequences`)
+    logprobs: int | None = None  # logprobs asked for, with this many alternatives per token (None: not asked)
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
 
 

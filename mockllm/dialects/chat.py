@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..answer import Answer
 from ..errors import RequestError
+from ..logprobs import MAX_TOP
 from ..request import (
     Request,
     invalid_type,
@@ -27,7 +28,7 @@ from ..request import (
     stream_flag,
 )
 from ..sse import Event, Write
-from ..tokens import count_tokens
+from ..tokens import count_tokens, split_tokens
 from .base import Call, Dialect, Route, Stream, ToolCallWire
 from .openai import (
     JSON_HEADERS,
@@ -36,6 +37,7 @@ from .openai import (
     fingerprint,
     headers,
     json_text,
+    logprob_entries,
     nullable,
     obfuscation_pool,
     string,
@@ -60,6 +62,7 @@ __all__ = [
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _KNOWN_ROLES = frozenset(_ROLES)
 _JSON_TYPE = JSON_HEADERS[0]
+_NO_LOGPROBS = '{"content":[],"refusal":null}'  # the role chunk's, when logprobs are asked
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -142,7 +145,38 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
             request.max_tokens = cap
         if "stop" in body:
             read_stop(body, request)
+        if "logprobs" in body or "top_logprobs" in body:
+            request.logprobs = _read_logprobs(body)
     return request
+
+
+def _read_logprobs(body: dict[str, Any]) -> int | None:
+    """`logprobs` and `top_logprobs` as OpenAI checks them: how many alternatives, or None (not asked)."""
+    asked, top = body.get("logprobs"), body.get("top_logprobs")
+    if asked is not None and type(asked) is not bool:
+        raise invalid_type("logprobs", "a boolean", asked)
+    if top is not None:
+        if type(top) is not int:
+            raise invalid_type("top_logprobs", "an integer", top)
+        if not 0 <= top <= MAX_TOP:
+            raise RequestError(
+                f"Invalid 'top_logprobs': integer {'below minimum' if top < 0 else 'above maximum'} value. "
+                f"Expected a value {'>= 0' if top < 0 else f'<= {MAX_TOP}'}, but got {top} instead.",
+                param="top_logprobs",
+                code="integer_below_min_value" if top < 0 else "integer_above_max_value",
+            )
+        if not asked:
+            raise RequestError(
+                "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is given.",
+                param="top_logprobs",
+                code="invalid_value",
+            )
+    return (top or 0) if asked else None
+
+
+def logprobs_json(pieces: Sequence[str], seed: int, top: int, start: int = 0) -> str:
+    """A choice's `logprobs` object for these pieces' tokens."""
+    return f'{{"content":{dumps(logprob_entries(pieces, seed, top, start))},"refusal":null}}'
 
 
 def _tool_names(tools: list[Any]) -> tuple[str, ...]:
@@ -178,7 +212,9 @@ def usage_json(prompt: int, completion: int) -> str:
     return _USAGE % (prompt, completion, prompt + completion)
 
 
-def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str) -> str:
+def choices_json(
+    content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str, logprobs: str = "null"
+) -> str:
     """The `choices` array of a chat.completion, as JSON text (made once per reply when it can be)."""
     calls = ""
     if tool_calls:
@@ -190,7 +226,7 @@ def choices_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish
         calls = f',"tool_calls":[{",".join(items)}]'
     return (
         f'[{{"index":0,"message":{{"role":"assistant","content":{nullable(content)},"refusal":null,'
-        f'"annotations":[]{calls}}},"logprobs":null,"finish_reason":{nullable(finish_reason)}}}]'
+        f'"annotations":[]{calls}}},"logprobs":{logprobs},"finish_reason":{nullable(finish_reason)}}}]'
     )
 
 
@@ -275,10 +311,11 @@ class ChunkMaker:
     def _end(self, n: int) -> str:
         return self._ends[n % len(self._ends)]
 
-    def chunk(self, n: int, delta: str, finish_reason: str | None = None) -> str:
-        """Chunk number `n` with a delta given as JSON text."""
+    def chunk(self, n: int, delta: str, finish_reason: str | None = None, logprobs: str | None = None) -> str:
+        """Chunk number `n` with a delta given as JSON text (and `logprobs`, when asked, as JSON text)."""
         finish = "null" if finish_reason is None else f'"{finish_reason}"'
-        return f'{self._head}{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
+        more = "" if logprobs is None else f',"logprobs":{logprobs}'
+        return f'{self._head}{{"index":0,"delta":{delta}{more},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
 
     def content_chunk(self, n: int, text: str) -> str:
         """`chunk(n, content_delta(text))` in one step (the hot path of a stream)."""
@@ -326,10 +363,19 @@ class ChatStream(Stream):
         )
         self.usage = usage_json(call.prompt_tokens, call.completion_tokens) if request.include_usage else None
         self.deltas = len(call.pieces) + sum(1 + len(t.fragments) for t in call.tools)  # a head per tool call
+        # Asked for logprobs: each content chunk carries its tokens' (shared/wire.md section 2, "Logprobs"),
+        # the role chunk an empty list, the others none.
+        self.logprobs: list[str] | None = None
+        if request.logprobs is not None:
+            self.logprobs, start = [], 0
+            for piece in call.pieces:
+                self.logprobs.append(logprobs_json((piece,), call.derived.seed, request.logprobs, start))
+                start += len(split_tokens(piece))
 
     def _role(self) -> str:
         call = self.call
-        return self.maker.chunk(0, self.maker.role_delta(content_null=not call.pieces and bool(call.tools)))
+        delta = self.maker.role_delta(content_null=not call.pieces and bool(call.tools))
+        return self.maker.chunk(0, delta, logprobs=None if self.logprobs is None else _NO_LOGPROBS)
 
     def _deltas(self, pieces: tuple[str, ...]) -> Iterator[str]:
         maker = self.maker
@@ -343,10 +389,11 @@ class ChatStream(Stream):
     def events(self) -> Iterator[Event]:
         maker, offsets = self.maker, self.call.offsets
         yield Event(offsets[0], self._role(), part="head")
-        n = 0
+        n, logprobs = 0, self.logprobs
         for delta in self._deltas(self.call.pieces):
             n += 1
-            yield Event(offsets[n - 1], maker.chunk(n, delta), part="delta")
+            chunk_logprobs = logprobs[n - 1] if logprobs is not None and n <= len(logprobs) else None
+            yield Event(offsets[n - 1], maker.chunk(n, delta, logprobs=chunk_logprobs), part="delta")
         last = offsets[-1]
         yield Event(last, maker.chunk(n + 1, "{}", self.call.finish_reason), part="finish")
         if self.usage is not None:
@@ -360,9 +407,14 @@ class ChatStream(Stream):
         broken = self.maker.chunk(0, self.maker.content_delta("broken"))
         return [Event(at, broken[: len(broken) // 2])]  # malformed: half a chunk
 
-    def plain_writes(self) -> Iterator[Write]:
+    def plain_writes(self) -> Iterator[Write] | None:
         """`frame(events())` with no fault or framing, built straight to bytes: one generator and one
         tuple per event instead of three and two, for the common stream (same bytes, same times)."""
+        if self.logprobs is not None:
+            return None  # the rarer stream: events() says it
+        return self._plain_writes()
+
+    def _plain_writes(self) -> Iterator[Write]:
         new = tuple.__new__  # Write(at, data) without NamedTuple's Python-level __new__
         maker, offsets, call = self.maker, self.call.offsets, self.call
         yield new(Write, (offsets[0], f"data: {self._role()}\n\n".encode(), False))
@@ -419,6 +471,8 @@ class ChatDialect(Dialect):
             return None
         if request.stop or (request.max_tokens is not None and request.max_tokens < (script.sent_tokens or 0)):
             return None  # the request's limits cut this reply (mockllm/limits.py): the general path
+        if request.logprobs is not None:
+            return None
         # The usual non-streamed answer: the body compiled at load, filled in.
         delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
         prompt = script.usage_prompt
@@ -434,10 +488,12 @@ class ChatDialect(Dialect):
         return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
-        choices = None if call.limited else call.script.compiled[self.name].choices
+        asked = call.request.logprobs
+        choices = None if call.limited or asked is not None else call.script.compiled[self.name].choices
         if choices is None:
             content = call.content if call.content is not None or not call.tools else None
-            choices = choices_json(content, call.tools, call.finish_reason)
+            logprobs = "null" if asked is None else logprobs_json(call.pieces, call.derived.seed, asked)
+            choices = choices_json(content, call.tools, call.finish_reason, logprobs)
         derived = call.derived
         return completion_json(
             derived.completion_id,

@@ -20,9 +20,10 @@ import orjson
 
 from ..answer import Answer
 from ..errors import RequestError
+from ..logprobs import token_logprobs
 from ..request import Request, invalid_type, parse_json_object, read_stop, read_stream_options, stream_flag
 from ..sse import Event
-from ..tokens import count_tokens
+from ..tokens import count_tokens, split_tokens
 from .base import Call, Dialect, Route, Stream
 from .openai import SERVER_ERROR, dumps, string
 
@@ -41,6 +42,7 @@ _FINISH = {"tool_calls": "stop", "function_call": "stop"}
 _NO_RETRY = [("x-should-retry", "false")]  # a scenario mistake: retrying cannot mend it
 # The API's default cap (openai-openapi: CreateCompletionRequest.max_tokens, default 16).
 _DEFAULT_MAX_TOKENS = 16
+_MAX_LOGPROBS = 5  # the most alternatives this API gives (openai-openapi: CreateCompletionRequest.logprobs)
 
 
 def _prompt_text(prompt: Any) -> tuple[str | None, int]:
@@ -79,8 +81,39 @@ def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str
         raise invalid_type("max_tokens", "an integer", cap)
     request.max_tokens = cap
     read_stop(body, request)
-    # `suffix`, `echo`, `n`, `best_of`, `logprobs`: accepted; the reply is the scenario's.
+    asked = body.get("logprobs")
+    if asked is not None:
+        if type(asked) is not int:
+            raise invalid_type("logprobs", "an integer", asked)
+        if not 0 <= asked <= _MAX_LOGPROBS:
+            raise RequestError(
+                f"Invalid value for 'logprobs': must be between 0 and {_MAX_LOGPROBS}, got {asked}.",
+                param="logprobs",
+                code="invalid_value",
+            )
+        request.logprobs = asked
+    # `suffix`, `echo`, `n`, `best_of`: accepted; the reply is the scenario's.
     return request
+
+
+def _logprobs(call: Call, pieces: tuple[str, ...], start: int, offset: int) -> dict[str, Any] | None:
+    """This API's `logprobs` object for `pieces` (tokens from position `start`, text from `offset`):
+    parallel lists, and each token's alternatives as a mapping (openai-openapi: CreateCompletionResponse)."""
+    top = call.request.logprobs
+    if top is None:
+        return None
+    tokens = [token for piece in pieces for token in split_tokens(piece)]
+    made = token_logprobs(tokens, call.derived.seed, top, start)
+    offsets = []
+    for token in tokens:
+        offsets.append(offset)
+        offset += len(token)
+    return {
+        "tokens": tokens,
+        "token_logprobs": [t.logprob for t in made],
+        "top_logprobs": [{a: lp for a, lp, _ in t.top} for t in made] if top else None,
+        "text_offset": offsets,
+    }
 
 
 def _finish(call: Call) -> str:
@@ -108,15 +141,20 @@ class CompletionsStream(Stream):
         )
         self._tail = f'],"model":{string(call.model)},"system_fingerprint":{string(call.fingerprint)}}}'
 
-    def chunk(self, text: str, finish: str | None = None) -> str:
+    def chunk(self, text: str, finish: str | None = None, logprobs: dict[str, Any] | None = None) -> str:
         finish_text = "null" if finish is None else string(finish)
-        choice = f'{{"text":{string(text)},"index":0,"logprobs":null,"finish_reason":{finish_text}}}'
+        logprobs_text = "null" if logprobs is None else dumps(logprobs)
+        choice = f'{{"text":{string(text)},"index":0,"logprobs":{logprobs_text},"finish_reason":{finish_text}}}'
         return f"{self._head}{choice}{self._tail}"
 
     def events(self) -> Iterator[Event]:
         call, offsets = self.call, self.call.offsets
+        start = offset = 0
         for n, piece in enumerate(call.pieces):
-            yield Event(offsets[n], self.chunk(piece), part="delta")
+            logprobs = _logprobs(call, (piece,), start, offset)
+            yield Event(offsets[n], self.chunk(piece, logprobs=logprobs), part="delta")
+            if logprobs is not None:
+                start, offset = start + len(logprobs["tokens"]), offset + len(piece)
         last = offsets[-1]
         yield Event(last, self.chunk("", _finish(call)), part="finish")
         if call.request.include_usage:
@@ -172,7 +210,8 @@ class CompletionsDialect(Dialect):
         return error_answer(500, body, derived.request_id, _NO_RETRY)
 
     def body(self, call: Call) -> bytes:
-        choice = {"text": call.content or "", "index": 0, "logprobs": None, "finish_reason": _finish(call)}
+        logprobs = _logprobs(call, call.pieces, 0, 0)
+        choice = {"text": call.content or "", "index": 0, "logprobs": logprobs, "finish_reason": _finish(call)}
         completion = {
             "id": _completion_id(call),
             "object": "text_completion",

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..answer import Header
 from ..derive import Derived
+from ..logprobs import token_logprobs
+from ..tokens import split_tokens
 
 __all__ = [
     "ERROR_DEFAULTS",
@@ -25,6 +27,7 @@ __all__ = [
     "fingerprint",
     "headers",
     "json_text",
+    "logprob_entries",
     "model_object",
     "models_body",
     "obfuscation_pool",
@@ -142,3 +145,18 @@ def model_object(model_id: str) -> dict[str, Any]:
 
 def models_body(model_ids: Sequence[str]) -> bytes:
     return dumps({"object": "list", "data": [model_object(m) for m in model_ids]}).encode()
+
+
+def logprob_entries(pieces: Sequence[str], seed: int, top: int, start: int = 0) -> list[dict[str, Any]]:
+    """The logprobs of these pieces' tokens as Chat Completions and the Responses API give them
+    (`token`, `logprob`, `bytes`, `top_logprobs`); mockllm/logprobs.py makes the numbers."""
+    tokens = [token for piece in pieces for token in split_tokens(piece)]
+    return [
+        {
+            "token": t.token,
+            "logprob": t.logprob,
+            "bytes": t.bytes,
+            "top_logprobs": [{"token": a, "logprob": lp, "bytes": b} for a, lp, b in t.top],
+        }
+        for t in token_logprobs(tokens, seed, top, start)
+    ]

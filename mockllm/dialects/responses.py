@@ -17,15 +17,18 @@ import orjson
 
 from ..answer import Answer
 from ..errors import RequestError
+from ..logprobs import MAX_TOP
 from ..request import Request, invalid_type, message_text, parse_json_object, stream_flag
 from ..sse import Event, Write
-from ..tokens import count_tokens
+from ..tokens import count_tokens, split_tokens
 from .base import Call, Dialect, Route, Stream
 from .openai import (
     JSON_HEADERS,
     SERVER_ERROR,
+    dumps,
     headers,
     json_text,
+    logprob_entries,
     obfuscation_pool,
     string,
 )
@@ -44,6 +47,8 @@ _ROLES = ("assistant", "system", "developer", "user")
 _INDENT = orjson.OPT_INDENT_2
 _JSON_TYPE = JSON_HEADERS[0]
 _NO_LOGPROBS = ',"logprobs":[]'
+# What a request adds to `include` to get its text's logprobs (with `top_logprobs` alternatives).
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
 # finish -> (status, incomplete_details.reason); shared/dialects.md section 7
 _STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("incomplete", "content_filter")}
 
@@ -153,6 +158,16 @@ def _parse(body: dict[str, Any], model: Any, headers: Mapping[str, str], store: 
     cap = body.get("max_output_tokens")
     if type(cap) is int:
         request.max_tokens = cap
+    include = body.get("include")
+    if isinstance(include, list) and _LOGPROBS_INCLUDE in include:
+        top = body.get("top_logprobs")
+        if top is not None and (type(top) is not int or not 0 <= top <= MAX_TOP):
+            raise RequestError(
+                f"Invalid 'top_logprobs': expected an integer between 0 and {MAX_TOP}, got {dumps(top)}.",
+                param="top_logprobs",
+                code="invalid_value",
+            )
+        request.logprobs = top or 0
     return request
 
 
@@ -267,8 +282,14 @@ def _status(call: Call) -> str:
     return _STATUS[call.finish_reason][0] if call.finish_reason in _STATUS else "completed"
 
 
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+def _text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": logprobs or [], "text": text}
+
+
+def _logprobs(call: Call) -> list[dict[str, Any]] | None:
+    """The text's logprobs, when the request asked for them (`include`), else None."""
+    top = call.request.logprobs
+    return None if top is None else logprob_entries(call.pieces, call.derived.seed, top)
 
 
 def _message(message_id: str, status: str, content: list[Any]) -> dict[str, Any]:
@@ -293,7 +314,7 @@ def _has_message(call: Call) -> bool:
 def _output(call: Call, message_id: str, call_ids: list[str], status: str) -> list[dict[str, Any]]:
     out = []
     if _has_message(call):
-        out.append(_message(message_id, status, [_text_part(call.content or "")]))
+        out.append(_message(message_id, status, [_text_part(call.content or "", _logprobs(call))]))
     for item_id, tool in zip(call_ids, call.tools, strict=True):
         out.append(_function_call(item_id, "completed", tool.id, tool.name, tool.arguments))
     return out
@@ -411,12 +432,21 @@ class ResponsesStream(Stream):
             )
             yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _text_part("")})
             head = f'"item_id":"{item_id}","output_index":0,"content_index":0,'
+            logprobs = _logprobs(call)
+            token_at = 0
             for piece in call.pieces:
-                yield self._delta(offsets[slot], "response.output_text.delta", head, piece, _NO_LOGPROBS)
+                after = _NO_LOGPROBS
+                if logprobs is not None:  # this piece's tokens' share of the text's logprobs
+                    count = len(split_tokens(piece))
+                    after = f',"logprobs":{dumps(logprobs[token_at : token_at + count])}'
+                    token_at += count
+                yield self._delta(offsets[slot], "response.output_text.delta", head, piece, after)
                 slot += 1
             at = offsets[max(slot - 1, 0)]
-            yield self._event(at, "response.output_text.done", {**ids, "text": text, "logprobs": []}, "finish")
-            yield self._event(at, "response.content_part.done", {**ids, "part": _text_part(text)}, "finish")
+            done = {**ids, "text": text, "logprobs": logprobs or []}
+            yield self._event(at, "response.output_text.done", done, "finish")
+            part = _text_part(text, logprobs)
+            yield self._event(at, "response.content_part.done", {**ids, "part": part}, "finish")
             yield self._event(
                 at, "response.output_item.done", {"output_index": 0, "item": final["output"][0]}, "finish"
             )
