@@ -19,6 +19,7 @@ __all__ = [
     "invalid_type",
     "message_text",
     "parse_json_object",
+    "read_n",
     "read_stop",
     "read_stream_options",
     "stream_flag",
@@ -49,6 +50,7 @@ class Request:
     max_tokens: int | None = None  # the request's token cap (`max_tokens`, `max_output_tokens`, ...)
     stop: tuple[str, ...] = ()  # the request's stop sequences (`stop`, `stop_sequences`, `stopSequences`)
     logprobs: int | None = None  # logprobs asked for, with this many alternatives per token (None: not asked)
+    n: int = 1  # how many choices the answer holds (chat and legacy completions' `n`)
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
 
 
@@ -124,6 +126,24 @@ def read_stop(body: dict[str, Any], request: Request) -> None:
         request.stop = tuple(stop)
     else:
         raise invalid_type("stop", "one of a string or array of strings", stop)
+
+
+def read_n(body: dict[str, Any], request: Request) -> None:
+    """`n` (chat, legacy completions) as OpenAI checks it: 1 to 128 choices, into `request`."""
+    n = body.get("n")
+    if n is None:
+        return
+    if type(n) is not int:
+        raise invalid_type("n", "an integer", n)
+    if not 1 <= n <= 128:
+        low = n < 1
+        raise RequestError(
+            f"Invalid 'n': integer {'below minimum' if low else 'above maximum'} value. Expected a value "
+            f"{'>= 1' if low else '<= 128'}, but got {n} instead.",
+            param="n",
+            code="integer_below_min_value" if low else "integer_above_max_value",
+        )
+    request.n = n
 
 
 def read_stream_options(body: dict[str, Any], request: Request) -> None:

@@ -23,6 +23,7 @@ from ..request import (
     invalid_type,
     message_text,
     parse_json_object,
+    read_n,
     read_stop,
     read_stream_options,
     stream_flag,
@@ -147,6 +148,8 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
             read_stop(body, request)
         if "logprobs" in body or "top_logprobs" in body:
             request.logprobs = _read_logprobs(body)
+        if "n" in body:
+            read_n(body, request)
     return request
 
 
@@ -213,9 +216,18 @@ def usage_json(prompt: int, completion: int) -> str:
 
 
 def choices_json(
-    content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str, logprobs: str = "null"
+    content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str, logprobs: str = "null", n: int = 1
 ) -> str:
-    """The `choices` array of a chat.completion, as JSON text (made once per reply when it can be)."""
+    """The `choices` array of a chat.completion, as JSON text (made once per reply when it can be):
+    `n` choices (the request's `n`), each the same answer."""
+    choice = _choice_json(content, tool_calls, finish_reason, logprobs)
+    if n == 1:
+        return f'[{{"index":0,{choice}]'
+    return "[" + ",".join(f'{{"index":{i},{choice}' for i in range(n)) + "]"
+
+
+def _choice_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str, logprobs: str) -> str:
+    """A choice, but for its opening brace and index."""
     calls = ""
     if tool_calls:
         items = (
@@ -225,8 +237,8 @@ def choices_json(
         )
         calls = f',"tool_calls":[{",".join(items)}]'
     return (
-        f'[{{"index":0,"message":{{"role":"assistant","content":{nullable(content)},"refusal":null,'
-        f'"annotations":[]{calls}}},"logprobs":{logprobs},"finish_reason":{nullable(finish_reason)}}}]'
+        f'"message":{{"role":"assistant","content":{nullable(content)},"refusal":null,'
+        f'"annotations":[]{calls}}},"logprobs":{logprobs},"finish_reason":{nullable(finish_reason)}}}'
     )
 
 
@@ -311,11 +323,16 @@ class ChunkMaker:
     def _end(self, n: int) -> str:
         return self._ends[n % len(self._ends)]
 
-    def chunk(self, n: int, delta: str, finish_reason: str | None = None, logprobs: str | None = None) -> str:
-        """Chunk number `n` with a delta given as JSON text (and `logprobs`, when asked, as JSON text)."""
+    def chunk(
+        self, n: int, delta: str, finish_reason: str | None = None, logprobs: str | None = None, index: int = 0
+    ) -> str:
+        """Chunk number `n` with a delta given as JSON text (and `logprobs`, when asked, as JSON text),
+        for choice `index`."""
         finish = "null" if finish_reason is None else f'"{finish_reason}"'
         more = "" if logprobs is None else f',"logprobs":{logprobs}'
-        return f'{self._head}{{"index":0,"delta":{delta}{more},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
+        return (
+            f'{self._head}{{"index":{index},"delta":{delta}{more},"finish_reason":{finish}}}]{self._tail}{self._end(n)}'
+        )
 
     def content_chunk(self, n: int, text: str) -> str:
         """`chunk(n, content_delta(text))` in one step (the hot path of a stream)."""
@@ -361,8 +378,12 @@ class ChatStream(Stream):
             include_usage=request.include_usage,
             obfuscation=obfuscation_pool(call.derived.seed) if request.include_obfuscation else None,
         )
-        self.usage = usage_json(call.prompt_tokens, call.completion_tokens) if request.include_usage else None
-        self.deltas = len(call.pieces) + sum(1 + len(t.fragments) for t in call.tools)  # a head per tool call
+        # `n` choices: one per chunk, round-robin (shared/wire.md section 2, "n>1"), usage counting them all.
+        self.choices = request.n
+        completion = call.completion_tokens * request.n
+        self.usage = usage_json(call.prompt_tokens, completion) if request.include_usage else None
+        deltas = len(call.pieces) + sum(1 + len(t.fragments) for t in call.tools)  # a head per tool call
+        self.deltas = deltas * request.n
         # Asked for logprobs: each content chunk carries its tokens' (shared/wire.md section 2, "Logprobs"),
         # the role chunk an empty list, the others none.
         self.logprobs: list[str] | None = None
@@ -372,10 +393,10 @@ class ChatStream(Stream):
                 self.logprobs.append(logprobs_json((piece,), call.derived.seed, request.logprobs, start))
                 start += len(split_tokens(piece))
 
-    def _role(self) -> str:
+    def _role(self, index: int = 0) -> str:
         call = self.call
         delta = self.maker.role_delta(content_null=not call.pieces and bool(call.tools))
-        return self.maker.chunk(0, delta, logprobs=None if self.logprobs is None else _NO_LOGPROBS)
+        return self.maker.chunk(index, delta, logprobs=None if self.logprobs is None else _NO_LOGPROBS, index=index)
 
     def _deltas(self, pieces: tuple[str, ...]) -> Iterator[str]:
         maker = self.maker
@@ -387,17 +408,21 @@ class ChatStream(Stream):
                 yield maker.tool_args_delta(index, fragment)
 
     def events(self) -> Iterator[Event]:
-        maker, offsets = self.maker, self.call.offsets
-        yield Event(offsets[0], self._role(), part="head")
-        n, logprobs = 0, self.logprobs
-        for delta in self._deltas(self.call.pieces):
-            n += 1
-            chunk_logprobs = logprobs[n - 1] if logprobs is not None and n <= len(logprobs) else None
-            yield Event(offsets[n - 1], maker.chunk(n, delta, logprobs=chunk_logprobs), part="delta")
+        maker, offsets, choices, logprobs = self.maker, self.call.offsets, range(self.choices), self.logprobs
+        for i in choices:
+            yield Event(offsets[0], self._role(i), part="head")
+        n = self.choices  # the next chunk's number (it picks the obfuscation padding)
+        for j, delta in enumerate(self._deltas(self.call.pieces)):
+            chunk_logprobs = logprobs[j] if logprobs is not None and j < len(logprobs) else None
+            for i in choices:
+                yield Event(offsets[j], maker.chunk(n, delta, logprobs=chunk_logprobs, index=i), part="delta")
+                n += 1
         last = offsets[-1]
-        yield Event(last, maker.chunk(n + 1, "{}", self.call.finish_reason), part="finish")
+        for i in choices:
+            yield Event(last, maker.chunk(n, "{}", self.call.finish_reason, index=i), part="finish")
+            n += 1
         if self.usage is not None:
-            yield Event(last, maker.usage_chunk(n + 2, self.usage), part="tail")
+            yield Event(last, maker.usage_chunk(n, self.usage), part="tail")
         yield Event(last, "[DONE]", part="done")
 
     def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
@@ -410,8 +435,8 @@ class ChatStream(Stream):
     def plain_writes(self) -> Iterator[Write] | None:
         """`frame(events())` with no fault or framing, built straight to bytes: one generator and one
         tuple per event instead of three and two, for the common stream (same bytes, same times)."""
-        if self.logprobs is not None:
-            return None  # the rarer stream: events() says it
+        if self.logprobs is not None or self.choices > 1:
+            return None  # the rarer streams: events() says them
         return self._plain_writes()
 
     def _plain_writes(self) -> Iterator[Write]:
@@ -471,7 +496,7 @@ class ChatDialect(Dialect):
             return None
         if request.stop or (request.max_tokens is not None and request.max_tokens < (script.sent_tokens or 0)):
             return None  # the request's limits cut this reply (mockllm/limits.py): the general path
-        if request.logprobs is not None:
+        if request.logprobs is not None or request.n > 1:
             return None
         # The usual non-streamed answer: the body compiled at load, filled in.
         delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
@@ -488,12 +513,13 @@ class ChatDialect(Dialect):
         return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
-        asked = call.request.logprobs
-        choices = None if call.limited or asked is not None else call.script.compiled[self.name].choices
+        asked, n = call.request.logprobs, call.request.n
+        as_compiled = not call.limited and asked is None and n == 1  # the reply's choices compiled at load
+        choices = call.script.compiled[self.name].choices if as_compiled else None
         if choices is None:
             content = call.content if call.content is not None or not call.tools else None
             logprobs = "null" if asked is None else logprobs_json(call.pieces, call.derived.seed, asked)
-            choices = choices_json(content, call.tools, call.finish_reason, logprobs)
+            choices = choices_json(content, call.tools, call.finish_reason, logprobs, n)
         derived = call.derived
         return completion_json(
             derived.completion_id,
@@ -502,7 +528,7 @@ class ChatDialect(Dialect):
             call.fingerprint,
             choices,
             call.prompt_tokens,
-            call.completion_tokens,
+            call.completion_tokens * n,  # usage counts every choice
         )
 
     def stream(self, call: Call) -> Stream:

@@ -21,7 +21,15 @@ import orjson
 from ..answer import Answer
 from ..errors import RequestError
 from ..logprobs import token_logprobs
-from ..request import Request, invalid_type, parse_json_object, read_stop, read_stream_options, stream_flag
+from ..request import (
+    Request,
+    invalid_type,
+    parse_json_object,
+    read_n,
+    read_stop,
+    read_stream_options,
+    stream_flag,
+)
 from ..sse import Event
 from ..tokens import count_tokens, split_tokens
 from .base import Call, Dialect, Route, Stream
@@ -81,6 +89,7 @@ def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str
         raise invalid_type("max_tokens", "an integer", cap)
     request.max_tokens = cap
     read_stop(body, request)
+    read_n(body, request)
     asked = body.get("logprobs")
     if asked is not None:
         if type(asked) is not int:
@@ -92,7 +101,7 @@ def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str
                 code="invalid_value",
             )
         request.logprobs = asked
-    # `suffix`, `echo`, `n`, `best_of`: accepted; the reply is the scenario's.
+    # `suffix`, `echo`, `best_of`: accepted; the reply is the scenario's.
     return request
 
 
@@ -125,7 +134,7 @@ def _completion_id(call: Call) -> str:
 
 
 def _usage(call: Call) -> dict[str, int]:
-    prompt, completion = call.prompt_tokens, call.completion_tokens
+    prompt, completion = call.prompt_tokens, call.completion_tokens * call.request.n  # every choice counts
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
@@ -134,29 +143,34 @@ class CompletionsStream(Stream):
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.deltas = len(call.pieces)
+        self.deltas = len(call.pieces) * call.request.n
         # Every chunk shares its head and tail (shared/dialects.md section 4's key order).
         self._head = (
             f'{{"id":"{_completion_id(call)}","object":"text_completion","created":{call.derived.created},"choices":['
         )
         self._tail = f'],"model":{string(call.model)},"system_fingerprint":{string(call.fingerprint)}}}'
 
-    def chunk(self, text: str, finish: str | None = None, logprobs: dict[str, Any] | None = None) -> str:
+    def chunk(
+        self, text: str, finish: str | None = None, logprobs: dict[str, Any] | None = None, index: int = 0
+    ) -> str:
         finish_text = "null" if finish is None else string(finish)
         logprobs_text = "null" if logprobs is None else dumps(logprobs)
-        choice = f'{{"text":{string(text)},"index":0,"logprobs":{logprobs_text},"finish_reason":{finish_text}}}'
+        choice = f'{{"text":{string(text)},"index":{index},"logprobs":{logprobs_text},"finish_reason":{finish_text}}}'
         return f"{self._head}{choice}{self._tail}"
 
     def events(self) -> Iterator[Event]:
-        call, offsets = self.call, self.call.offsets
+        # `n` choices: one per chunk, taking turns (as chat's), each the same answer.
+        call, offsets, choices = self.call, self.call.offsets, range(self.call.request.n)
         start = offset = 0
         for n, piece in enumerate(call.pieces):
             logprobs = _logprobs(call, (piece,), start, offset)
-            yield Event(offsets[n], self.chunk(piece, logprobs=logprobs), part="delta")
+            for i in choices:
+                yield Event(offsets[n], self.chunk(piece, logprobs=logprobs, index=i), part="delta")
             if logprobs is not None:
                 start, offset = start + len(logprobs["tokens"]), offset + len(piece)
         last = offsets[-1]
-        yield Event(last, self.chunk("", _finish(call)), part="finish")
+        for i in choices:
+            yield Event(last, self.chunk("", _finish(call), index=i), part="finish")
         if call.request.include_usage:
             yield Event(last, f'{self._head}{self._tail[:-1]},"usage":{dumps(_usage(call))}}}', part="tail")
         yield Event(last, "[DONE]", part="done")
@@ -211,13 +225,17 @@ class CompletionsDialect(Dialect):
 
     def body(self, call: Call) -> bytes:
         logprobs = _logprobs(call, call.pieces, 0, 0)
-        choice = {"text": call.content or "", "index": 0, "logprobs": logprobs, "finish_reason": _finish(call)}
+        finish = _finish(call)
+        choices = [
+            {"text": call.content or "", "index": i, "logprobs": logprobs, "finish_reason": finish}
+            for i in range(call.request.n)
+        ]
         completion = {
             "id": _completion_id(call),
             "object": "text_completion",
             "created": call.derived.created,
             "model": call.model,
-            "choices": [choice],
+            "choices": choices,
             "usage": _usage(call),
         }
         return orjson.dumps(completion, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

@@ -1,9 +1,9 @@
-"""Logprobs when a request asks for them: one per token, deterministic, <= 0, with distinct
-alternatives in descending order, in the shape of each API, streamed and not.
+"""Logprobs when a request asks for them, and `n` choices, in the shape of each API, streamed and
+not: logprobs one per token, deterministic, <= 0, with distinct alternatives in descending order.
 
 Real clients against the real server: the openai SDK's chat, Responses and legacy completions.
-Shapes: shared/wire.md section 2 ("Logprobs"), shared/dialects.md (Responses `include`), and
-openai-openapi's CreateCompletionResponse for the legacy lists.
+Shapes: shared/wire.md section 2 ("Logprobs", "n>1"), shared/dialects.md (Responses `include`),
+and openai-openapi's CreateCompletionResponse for the legacy lists.
 """
 
 from __future__ import annotations
@@ -121,3 +121,53 @@ def test_the_numbers_are_the_same_in_every_process() -> None:
         for seed in ("1", "2")
     }
     assert runs == {f"{token_logprobs(['a', ' b'], 7, 4)}\n"}
+
+
+# -- n choices ----------------------------------------------------------------------------------------
+
+
+def test_chat_n_choices(serve) -> None:
+    """`n` choices, each the reply; streamed one choice per chunk, round-robin, a role and a finish
+    chunk for each (shared/wire.md section 2, "n>1"); usage counts every choice."""
+    served = serve(SCENARIO)
+    c = client(served)
+    answer = c.chat.completions.create(model="gpt-4o", messages=ASK, n=3)
+    assert [(ch.index, ch.message.content, ch.finish_reason) for ch in answer.choices] == [
+        (i, "one two three", "stop") for i in range(3)
+    ]
+    assert answer.usage is not None and answer.usage.completion_tokens == 9
+    chunks = list(
+        c.chat.completions.create(
+            model="gpt-4o", messages=ASK, n=2, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    order = [
+        (ch.choices[0].index, ch.choices[0].delta.role, ch.choices[0].delta.content, ch.choices[0].finish_reason)
+        for ch in chunks
+        if ch.choices
+    ]
+    assert order == [
+        (0, "assistant", "", None),
+        (1, "assistant", "", None),
+        *[(i, None, piece, None) for piece in TOKENS for i in (0, 1)],
+        (0, None, None, "stop"),
+        (1, None, None, "stop"),
+    ]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(model="gpt-4o", messages=ASK, n=129)
+    assert caught.value.code == "integer_above_max_value" and caught.value.param == "n"
+
+
+def test_legacy_completions_n_choices(serve) -> None:
+    served = serve(SCENARIO)
+    c = client(served)
+    answer = c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Count", n=2)
+    assert [(ch.index, ch.text) for ch in answer.choices] == [(0, "one two three"), (1, "one two three")]
+    assert answer.usage is not None and answer.usage.completion_tokens == 6
+    chunks = list(c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Count", n=2, stream=True))
+    texts: dict[int, str] = {}
+    for ch in chunks:
+        for choice in ch.choices:
+            texts[choice.index] = texts.get(choice.index, "") + choice.text
+    assert texts == {0: "one two three", 1: "one two three"}
