@@ -101,7 +101,14 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
     rule, script = hit.rule, hit.reply
     pieces, content, completion = script.pieces, script.content, script.completion_tokens
     if script.generate is not None:
-        content = generate_text(script.generate, derived.number("generate"))
+        # The request's own `seed` makes the text: the same seed, the same text at every call (as a real
+        # model's, mostly); without one, each call of the rule gets its own.
+        number = (
+            derived.number("generate")
+            if request.seed is None
+            else Derived(derived.seed, rule.key, 0).number(f"generate, seed {request.seed}")
+        )
+        content = generate_text(script.generate, number)
         pieces = tuple(split_tokens(content))
         if script.usage_completion is None:  # else completion_tokens holds it already
             completion = len(pieces)

@@ -51,6 +51,7 @@ class Request:
     stop: tuple[str, ...] = ()  # the request's stop sequences (`stop`, `stop_sequences`, `stopSequences`)
     logprobs: int | None = None  # logprobs asked for, with this many alternatives per token (None: not asked)
     n: int = 1  # how many choices the answer holds (chat and legacy completions' `n`)
+    seed: int | None = None  # the request's own `seed` (chat, legacy completions, Gemini's generationConfig)
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
 
 

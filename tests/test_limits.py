@@ -202,3 +202,25 @@ def test_the_first_stop_sequence_in_the_text_wins_and_drops_the_calls() -> None:
     limited = cut(("a", "b", "c", "d"), (tool,), None, ("cd", "bc"))
     assert limited is not None and (limited.pieces, limited.tools, limited.stop_sequence) == (("a",), (), "bc")
     assert cut(("a", "b"), (tool,), None, ("zz",)) is None and cut(("a", "b"), (tool,), 10, ()) is None
+
+
+# -- the request's seed ------------------------------------------------------------------------------
+
+
+def test_the_requests_seed_makes_the_generated_text(serve) -> None:
+    """A `generate` reply: the same request `seed` gives the same text at every call, another seed
+    another text; without a seed each call of the rule gets its own (chat, legacy completions, Gemini)."""
+    served = serve({"reply": {"generate": {"sentences": 2}}})
+    c = openai_client(served)
+
+    def text(**more: Any) -> str | None:
+        return c.chat.completions.create(model="gpt-4o", messages=ASK, **more).choices[0].message.content
+
+    assert text(seed=5) == text(seed=5) != text(seed=6)
+    assert text() != text()
+    legacy = [c.completions.create(model="m", prompt="x", seed=5, max_tokens=200).choices[0].text for _ in range(2)]
+    assert legacy[0] == legacy[1]
+    gemini = genai.Client(api_key="test", http_options=types.HttpOptions(base_url=root(served)))
+    config = types.GenerateContentConfig(seed=5)
+    texts = {gemini.models.generate_content(model="g", contents="x", config=config).text for _ in range(2)}
+    assert len(texts) == 1

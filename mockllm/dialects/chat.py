@@ -150,6 +150,9 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], default_model: str | None
             request.logprobs = _read_logprobs(body)
         if "n" in body:
             read_n(body, request)
+        seed = body.get("seed")
+        if type(seed) is int:
+            request.seed = seed
     return request
 
 

@@ -90,6 +90,8 @@ def parse_completions(raw: bytes, headers: Mapping[str, str], default_model: str
     request.max_tokens = cap
     read_stop(body, request)
     read_n(body, request)
+    if type(body.get("seed")) is int:
+        request.seed = body["seed"]
     asked = body.get("logprobs")
     if asked is not None:
         if type(asked) is not int:

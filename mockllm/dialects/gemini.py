@@ -214,6 +214,8 @@ def parse_generate(raw: bytes, headers: Mapping[str, str], model: str, stream: b
     stops = config.get("stopSequences", config.get("stop_sequences")) if isinstance(config, dict) else None
     if isinstance(stops, list):
         request.stop = tuple(s for s in stops if isinstance(s, str))
+    if isinstance(config, dict) and type(config.get("seed")) is int:
+        request.seed = config["seed"]
     request.tools = tuple(
         declaration["name"]
         for tool in body.get("tools") or ()
