@@ -22,6 +22,8 @@ __all__ = [
     "ROOT",
     "SCENARIOS",
     "TRANSPORT_HEADERS",
+    "asking",
+    "bundled_rules",
     "chat_usage",
     "faulted",
     "fetch_bytes",
@@ -159,3 +161,34 @@ def http_chunks(url: str, body: dict[str, Any]) -> list[bytes]:
         assert rest[size : size + 2] == b"\r\n"
         rest = rest[size + 2 :]
     return chunks
+
+
+# -- the bundled rules, as written, and a request each one answers ------------------------------------
+
+# A text each regex rule's `match.user` accepts (a rule added without one fails the tests using these).
+REGEX_EXAMPLES = {"count-to-100": "Please COUNT TO 100 for me"}
+
+
+def bundled_rules(endpoint: str) -> list[tuple[str, dict[str, Any]]]:
+    """(file, rule) of every bundled rule whose `match.endpoint` leaves `endpoint` in, from the YAML
+    as written (yaml.safe_load: the test does not read them through the code it tests)."""
+    import yaml
+
+    found = []
+    for path in sorted(p for p in SCENARIOS.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]:
+            named = (rule.get("match") or {}).get("endpoint")
+            if named is None or endpoint in ([named] if isinstance(named, str) else named):
+                found.append((path.relative_to(SCENARIOS).as_posix(), rule))
+    return found
+
+
+def asking(rule: dict[str, Any], default_model: str) -> tuple[str, str]:
+    """The model and the user text that select `rule` (other conditions are not used by bundled rules)."""
+    match: dict[str, Any] = rule.get("match") or {}
+    model = str(match.get("model") or default_model)
+    user: dict[str, str] = match.get("user") or {}
+    if "regex" in user:
+        assert rule["name"] in REGEX_EXAMPLES, f"give REGEX_EXAMPLES in tests/helpers.py a text for {rule['name']}"
+        return model, REGEX_EXAMPLES[str(rule["name"])]
+    return model, user.get("equals") or user.get("contains") or "Tell me about the weather."

@@ -9,8 +9,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import yaml
-from helpers import ROOT, SCENARIOS
+from helpers import ROOT, SCENARIOS, asking, bundled_rules
 
 from mockllm import bundled_scenarios, load
 
@@ -152,34 +151,8 @@ def test_models_list_of_the_bundled_folder(serve) -> None:
 
 # -- the Gemini API: every bundled rule that names no other API answers it, in its own wire format ------
 
-# A text each regex rule's `match.user` accepts (a rule added without one fails the test below).
-REGEX_EXAMPLES = {"count-to-100": "Please COUNT TO 100 for me"}
 GEMINI_KINDS = ("error", "fault", "sse")  # what decides an answer's shape besides text and tool calls
-
-
-def _gemini_rules() -> list[tuple[str, dict[str, object]]]:
-    """(file, rule) of every bundled rule whose `match.endpoint` leaves Gemini in, from the YAML as written."""
-    found = []
-    for path in FILES:
-        for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]:
-            endpoint = (rule.get("match") or {}).get("endpoint")
-            if endpoint is None or "gemini" in ([endpoint] if isinstance(endpoint, str) else endpoint):
-                found.append((rel(path), rule))
-    return found
-
-
-GEMINI_RULES = _gemini_rules()
-
-
-def _gemini_ask(rule: dict[str, object]) -> tuple[str, str]:
-    """The model and the user text that select `rule`."""
-    match: dict[str, object] = rule.get("match") or {}  # type: ignore[assignment]
-    model = str(match.get("model") or "gemini-2.5-flash")
-    user: dict[str, str] = match.get("user") or {}  # type: ignore[assignment]
-    if "regex" in user:
-        assert rule["name"] in REGEX_EXAMPLES, f"give REGEX_EXAMPLES a text for {rule['name']}"
-        return model, REGEX_EXAMPLES[str(rule["name"])]
-    return model, user.get("equals") or user.get("contains") or "Tell me about the weather."
+GEMINI_RULES = bundled_rules("gemini")
 
 
 def _gemini_chunks(raw: bytes) -> list[str]:
@@ -193,7 +166,7 @@ def _gemini_chunks(raw: bytes) -> list[str]:
 @pytest.mark.parametrize(("file", "rule"), GEMINI_RULES, ids=[str(r["name"]) for _, r in GEMINI_RULES])
 def test_every_bundled_rule_answers_gemini(serve, file: str, rule: dict[str, object], stream: bool) -> None:
     served = serve(SCENARIOS)
-    model, text = _gemini_ask(rule)
+    model, text = asking(rule, "gemini-2.5-flash")
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     url = f"{served.base_url[: -len('/v1')]}/v1beta/models/{model}:{method}"
     first: dict[str, object] = rule.get("reply") or rule["replies"][0]  # type: ignore[assignment, index]

@@ -2,7 +2,7 @@
 
 Wire facts: ../shared/dialects.md section 0 (framing per API) and section 1 (OpenAI Responses),
 ../shared/wire.md section 4. Bodies and stream events are validated against OpenAI's published
-OpenAPI description (tests/data/openai-responses-schemas.json, extracted from
+OpenAPI description (tests/data/openai-schemas.json, extracted from
 openai/openai-openapi by tests/data/extract_openapi_schemas.py).
 """
 
@@ -28,7 +28,7 @@ PIECES = ["one", " two", " three", " four", " five"]
 REQUEST_ID = re.compile(r"^req_[0-9a-f]{32}$")
 EOL = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
 STREAM = {"model": "m", "input": "Count", "stream": True}
-SCHEMAS = Path(__file__).parent / "data" / "openai-responses-schemas.json"
+SCHEMAS = Path(__file__).parent / "data" / "openai-schemas.json"
 EVENT_SCHEMAS = {
     "response.created": "ResponseCreatedEvent",
     "response.in_progress": "ResponseInProgressEvent",

@@ -1,4 +1,5 @@
-"""Extract the Responses API schemas the wire tests validate against into openai-responses-schemas.json.
+"""Extract the OpenAI schemas the wire tests validate against into openai-schemas.json (the Responses
+API's, Chat Completions', legacy completions' and embeddings').
 
 Source: the openapi.yaml of github.com/openai/openai-openapi at commit
 f85dbe223d40e1a31cba812ab2d755c7e98a92a3 (info.version 2.3.0, OpenAPI 3.1.0, MIT licence), as kept
@@ -37,6 +38,10 @@ ROOTS = [
     "ResponseCompletedEvent",
     "ResponseIncompleteEvent",
     "ResponseFailedEvent",
+    "CreateChatCompletionResponse",
+    "CreateChatCompletionStreamResponse",
+    "CreateCompletionResponse",
+    "CreateEmbeddingResponse",
 ]
 DROP = {"description", "example", "examples", "title", "discriminator", "deprecated"}
 PREFIX = "#/components/schemas/"
@@ -80,7 +85,7 @@ def main(source: str) -> None:
         "openapi.yaml (MIT); roots: " + ", ".join(ROOTS),
         "$defs": dict(sorted(defs.items())),
     }
-    out = Path(__file__).with_name("openai-responses-schemas.json")
+    out = Path(__file__).with_name("openai-schemas.json")
     out.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
     print(f"{out}: {len(defs)} schemas, {out.stat().st_size} bytes")
 
