@@ -22,7 +22,8 @@ from .limits import cut
 from .request import Request
 from .scenario import ErrorSpec, Fault, Generate
 from .sse import Event, frame
-from .tokens import split_tokens
+from .structured import asked, json_text, schema_in_text, tool_arguments
+from .tokens import count_tokens, split_tokens
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -100,6 +101,10 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
     """The values of this call, made once, shared by whichever dialect answers."""
     rule, script = hit.rule, hit.reply
     pieces, content, completion = script.pieces, script.content, script.completion_tokens
+    tools = tuple(
+        ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools)
+    )
+    finish, stop_sequence, limited = script.finish_reason, None, None
     if script.generate is not None:
         # The request's own `seed` makes the text: the same seed, the same text at every call (as a real
         # model's, mostly); without one, each call of the rule gets its own.
@@ -108,14 +113,22 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
             if request.seed is None
             else Derived(derived.seed, rule.key, 0).number(f"generate, seed {request.seed}")
         )
-        content = generate_text(script.generate, number)
-        pieces = tuple(split_tokens(content))
+        wanted = asked(request.endpoint, request.body)
+        if wanted is not None and wanted.kind == "tool" and wanted.name is not None:
+            # A forced tool call (`tool_choice`): the call, with arguments valid for the tool's schema.
+            arguments = tool_arguments(wanted.schema, number)
+            tools = (ToolCallWire(derived.call_id(0), wanted.name, arguments, tuple(split_tokens(arguments))),)
+            content, pieces, finish = None, (), "tool_calls"
+        elif wanted is not None:
+            # A JSON answer (`response_format`, `text.format`, `responseSchema`...): valid for the schema,
+            # or for the one the prompt holds when the request asks for JSON but names none (json_object).
+            schema = wanted.schema if wanted.schema is not None else schema_in_text(request.system_text or "")
+            content = json_text(schema, number)
+        else:
+            content = generate_text(script.generate, number)
+        pieces = tuple(split_tokens(content)) if content is not None else ()
         if script.usage_completion is None:  # else completion_tokens holds it already
-            completion = len(pieces)
-    tools = tuple(
-        ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools)
-    )
-    finish, stop_sequence, limited = script.finish_reason, None, None
+            completion = len(pieces) + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
     if request.max_tokens is not None or request.stop:
         limited = cut(pieces, tools, request.max_tokens, request.stop)
         if limited is not None:

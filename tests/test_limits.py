@@ -224,3 +224,17 @@ def test_the_requests_seed_makes_the_generated_text(serve) -> None:
     config = types.GenerateContentConfig(seed=5)
     texts = {gemini.models.generate_content(model="g", contents="x", config=config).text for _ in range(2)}
     assert len(texts) == 1
+
+
+def test_a_stop_before_a_tool_call_drops_the_call_in_every_api(serve) -> None:
+    """The text ends before the stop sequence, so the call after it is never made (each API's ids
+    are then made for the calls that are sent)."""
+    served = serve(SCENARIO)
+    ask = [{"role": "user", "content": "weather?"}]
+    claude = anthropic.Anthropic(base_url=root(served), api_key="test", max_retries=0)
+    message = claude.messages.create(model="c", max_tokens=100, messages=ask, stop_sequences=[" look"])  # type: ignore[arg-type]
+    assert [b.type for b in message.content] == ["text"] and message.stop_reason == "stop_sequence"
+    answer = openai_client(served).chat.completions.create(model="gpt-4o", messages=ask, stop=" look")  # type: ignore[arg-type]
+    assert answer.choices[0].message.tool_calls is None and answer.choices[0].message.content == "Let me"
+    capped = claude.messages.create(model="c", max_tokens=5, messages=ask)  # type: ignore[arg-type]
+    assert capped.stop_reason == "max_tokens" and [b.type for b in capped.content] == ["text", "tool_use"]

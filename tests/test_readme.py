@@ -113,6 +113,8 @@ request bytes ─► routes.py (one route table, made from the dialect registry)
                  ids, generated text, tool-call ids, tokens, offsets), then the dialect's body, or its Stream of
                  events with faults put in by one function (apply_fault) and sse.py framing
                  derive.py · timing.py · tokens.py · answer.py (Answer: body or timed writes)
+                 what the request changes: limits.py (cap, stop) · structured.py + fakejson.py (JSON
+                 for a schema, forced tool calls) · logprobs.py
 dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs share: error envelope, headers)
            · chat.py (Chat Completions) · responses.py (Responses API; response_store.py keeps its answers)
            · anthropic.py (Messages) · gemini.py (generateContent) · completions.py (legacy completions)
