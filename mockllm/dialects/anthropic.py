@@ -177,13 +177,14 @@ def _ids(call: Call) -> tuple[str, list[str]]:
     """`msg_01` + 22 base58 characters, and a `toolu_01…` per tool call (a scenario's own id kept)."""
     derived = call.derived
     message_id = "msg_01" + _base58(derived.core[:22], 22)
-    given = call.script.tools  # the call's tools are these, cut short by the request's limits, or forced
-    tool_ids = [
-        given[i].id
-        if i < len(given) and given[i].id is not None
-        else "toolu_01" + _base58(bytes.fromhex(derived.hex(f"toolu-{i}", 22)), 22)
-        for i in range(len(call.tools))
-    ]
+    # The call's tools are the scenario's (cut short by the request's limits), or the one it forces.
+    given = [t.id for t in call.script.tools]
+    tool_ids = []
+    for i in range(len(call.tools)):
+        own = given[i] if i < len(given) else None
+        tool_ids.append(
+            own if own is not None else "toolu_01" + _base58(bytes.fromhex(derived.hex(f"toolu-{i}", 22)), 22)
+        )
     return message_id, tool_ids
 
 
