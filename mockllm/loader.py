@@ -322,7 +322,7 @@ def _rule(
                     source,
                     _line(lines, at),
                     dotted(at),
-                    "a reply needs one of content, chunks, generate, tool_calls, sse, error",
+                    "a reply needs one of content, chunks, generate, refusal, tool_calls, sse, error",
                 )
             )
         else:

@@ -38,7 +38,7 @@ FaultKind = Literal["disconnect", "error_event", "stall", "malformed", "no_done"
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 # The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
-BODY_KEYS = ("content", "chunks", "generate", "tool_calls", "sse", "error")
+BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "sse", "error")
 
 
 class _Strict(BaseModel):
@@ -354,11 +354,12 @@ class Framing(_Strict):
 
 
 class Reply(_Strict):
-    """One answer. Body keys: content | chunks | generate | sse | error, and tool_calls."""
+    """One answer. Body keys: content | chunks | generate | refusal | sse | error, and tool_calls."""
 
     content: str | None = None
     chunks: list[str] | None = None
     generate: Generate | None = None
+    refusal: str | None = None  # the model refuses, in each API's form (chat `refusal`, Responses' refusal part)
     tool_calls: list[ToolCall] | None = None
     sse: str | None = None
     error: ErrorSpec | None = None
@@ -372,10 +373,11 @@ class Reply(_Strict):
 
     @model_validator(mode="after")
     def _one_body(self) -> Reply:
-        texts = [k for k in ("content", "chunks", "generate", "sse", "error") if getattr(self, k) is not None]
+        keys = ("content", "chunks", "generate", "refusal", "sse", "error")
+        texts = [k for k in keys if getattr(self, k) is not None]
         if len(texts) > 1:
-            raise ValueError(f"expected one of content, chunks, generate, sse, error; got {' and '.join(texts)}")
-        if self.tool_calls is not None and texts and texts[0] in ("sse", "error"):
+            raise ValueError(f"expected one of {', '.join(keys)}; got {' and '.join(texts)}")
+        if self.tool_calls is not None and texts and texts[0] in ("refusal", "sse", "error"):
             raise ValueError(f"tool_calls cannot go with {texts[0]}")
         return self
 

@@ -65,6 +65,8 @@ _KEYS: dict[str, dict[str, str]] = {
         "content": "The text, streamed in chunks cut like GPT tokens.",
         "chunks": 'Explicit text deltas, sent as given ("" is a real empty delta).',
         "generate": "Deterministic generated text: one of sentences, words, paragraphs.",
+        "refusal": "The model refuses, with this text, in each API's form (chat message.refusal, a Responses "
+        "refusal part, Anthropic stop_reason refusal).",
         "tool_calls": "Function calls, alone or with content/chunks.",
         "sse": "A verbatim SSE transcript, replayed byte for byte (give its rule the endpoint it was captured from).",
         "error": "An HTTP error answer instead of a completion.",

@@ -53,6 +53,7 @@ class Script:
     chunk_count: int  # stream chunks of the reply (content pieces and tool-call parts) when fixed
     instant: bool  # the schedule never waits (at any time scale)
     # The reply's keys that answers read as given.
+    refusal: bool  # the text (content, pieces) is a refusal
     error: ErrorSpec | None
     fault: Fault | None
     generate: Generate | None
@@ -107,6 +108,9 @@ def compile_reply(reply: Reply) -> Script:
     elif reply.chunks is not None:
         content = "".join(reply.chunks)
         pieces = tuple(map(sys.intern, reply.chunks))
+    elif reply.refusal is not None:  # the text is the refusal's: each dialect says it its own way
+        content = reply.refusal
+        pieces = tuple(map(sys.intern, split_tokens(reply.refusal)))
     tools = tuple(
         ToolScript(
             name=call.name,
@@ -139,6 +143,7 @@ def compile_reply(reply: Reply) -> Script:
         usage_completion=usage_completion,
         chunk_count=len(pieces) + tool_chunks,
         instant=schedule.is_instant,
+        refusal=reply.refusal is not None,
         error=reply.error,
         fault=reply.fault,
         generate=reply.generate,

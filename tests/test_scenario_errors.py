@@ -85,12 +85,13 @@ CASES: list[tuple[str, str, str]] = [
     (
         "no-body",
         "version: 1\nrules:\n  - reply: {finish_reason: stop}\n",
-        "bad.yaml:3: rules[0].reply: a reply needs one of content, chunks, generate, tool_calls, sse, error",
+        "bad.yaml:3: rules[0].reply: a reply needs one of content, chunks, generate, refusal, tool_calls, sse, error",
     ),
     (
         "two-bodies",
         "version: 1\nrules:\n  - reply: {content: hi, chunks: [a]}\n",
-        "bad.yaml:3: rules[0].reply: expected one of content, chunks, generate, sse, error; got content and chunks",
+        "bad.yaml:3: rules[0].reply: expected one of content, chunks, generate, refusal, sse, error; "
+        "got content and chunks",
     ),
     (
         "bad-regex",

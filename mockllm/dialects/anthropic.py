@@ -235,6 +235,8 @@ def _message(call: Call, message_id: str, content: list[Any], stop: str | None, 
 
 
 def _stop(call: Call) -> str:
+    if call.script.refusal:
+        return "refusal"  # Claude's own word for it (docs.claude.com: handling stop reasons)
     if call.stop_sequence is not None:
         return "stop_sequence"  # the text ended before one of the request's `stop_sequences`
     return _STOP.get(call.finish_reason, "end_turn")

@@ -219,17 +219,33 @@ def usage_json(prompt: int, completion: int) -> str:
 
 
 def choices_json(
-    content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str, logprobs: str = "null", n: int = 1
+    content: str | None,
+    tool_calls: Sequence[ToolCallWire],
+    finish_reason: str,
+    logprobs: str = "null",
+    n: int = 1,
+    refusal: bool = False,
 ) -> str:
     """The `choices` array of a chat.completion, as JSON text (made once per reply when it can be):
-    `n` choices (the request's `n`), each the same answer."""
-    choice = _choice_json(content, tool_calls, finish_reason, logprobs)
+    `n` choices (the request's `n`), each the same answer; `refusal`: the text is the model's refusal
+    (`message.refusal`, `content` null)."""
+    choice = (
+        _choice_json(None, tool_calls, finish_reason, logprobs, content)
+        if refusal
+        else (_choice_json(content, tool_calls, finish_reason, logprobs))
+    )
     if n == 1:
         return f'[{{"index":0,{choice}]'
     return "[" + ",".join(f'{{"index":{i},{choice}' for i in range(n)) + "]"
 
 
-def _choice_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish_reason: str, logprobs: str) -> str:
+def _choice_json(
+    content: str | None,
+    tool_calls: Sequence[ToolCallWire],
+    finish_reason: str,
+    logprobs: str,
+    refusal: str | None = None,
+) -> str:
     """A choice, but for its opening brace and index."""
     calls = ""
     if tool_calls:
@@ -240,7 +256,7 @@ def _choice_json(content: str | None, tool_calls: Sequence[ToolCallWire], finish
         )
         calls = f',"tool_calls":[{",".join(items)}]'
     return (
-        f'"message":{{"role":"assistant","content":{nullable(content)},"refusal":null,'
+        f'"message":{{"role":"assistant","content":{nullable(content)},"refusal":{nullable(refusal)},'
         f'"annotations":[]{calls}}},"logprobs":{logprobs},"finish_reason":{nullable(finish_reason)}}}'
     )
 
@@ -398,13 +414,20 @@ class ChatStream(Stream):
 
     def _role(self, index: int = 0) -> str:
         call = self.call
-        delta = self.maker.role_delta(content_null=not call.pieces and bool(call.tools))
+        if call.script.refusal:  # a refusal's first delta (shared/wire.md section 2, "Refusal")
+            delta = '{"role":"assistant","content":null,"refusal":""}'
+        else:
+            delta = self.maker.role_delta(content_null=not call.pieces and bool(call.tools))
         return self.maker.chunk(index, delta, logprobs=None if self.logprobs is None else _NO_LOGPROBS, index=index)
 
     def _deltas(self, pieces: tuple[str, ...]) -> Iterator[str]:
         maker = self.maker
-        for piece in pieces:
-            yield maker.content_delta(piece)
+        if self.call.script.refusal:
+            for piece in pieces:
+                yield f'{{"refusal":{string(piece)}}}'
+        else:
+            for piece in pieces:
+                yield maker.content_delta(piece)
         for index, tool in enumerate(self.call.tools):
             yield maker.tool_head_delta(index, tool)
             for fragment in tool.fragments:
@@ -438,7 +461,7 @@ class ChatStream(Stream):
     def plain_writes(self) -> Iterator[Write] | None:
         """`frame(events())` with no fault or framing, built straight to bytes: one generator and one
         tuple per event instead of three and two, for the common stream (same bytes, same times)."""
-        if self.logprobs is not None or self.choices > 1:
+        if self.logprobs is not None or self.choices > 1 or self.call.script.refusal:
             return None  # the rarer streams: events() says them
         return self._plain_writes()
 
@@ -481,7 +504,7 @@ class ChatDialect(Dialect):
         if script.generate is None and all(t.id is not None for t in script.tools):  # else made per call
             tools = [ToolCallWire(t.id or "", t.name, t.arguments) for t in script.tools]
             content = script.content if script.content is not None or not tools else None
-            choices = choices_json(content, tools, script.finish_reason)
+            choices = choices_json(content, tools, script.finish_reason, refusal=script.refusal)
         fixed = choices is not None and script.completion_tokens is not None
         template = (
             CompletionTemplate.of(choices, script.completion_tokens)  # type: ignore[arg-type]
@@ -522,7 +545,7 @@ class ChatDialect(Dialect):
         if choices is None:
             content = call.content if call.content is not None or not call.tools else None
             logprobs = "null" if asked is None else logprobs_json(call.pieces, call.derived.seed, asked)
-            choices = choices_json(content, call.tools, call.finish_reason, logprobs, n)
+            choices = choices_json(content, call.tools, call.finish_reason, logprobs, n, call.script.refusal)
         derived = call.derived
         return completion_json(
             derived.completion_id,

@@ -286,6 +286,10 @@ def _text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[
     return {"type": "output_text", "annotations": [], "logprobs": logprobs or [], "text": text}
 
 
+def _refusal_part(text: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": text}
+
+
 def _logprobs(call: Call) -> list[dict[str, Any]] | None:
     """The text's logprobs, when the request asked for them (`include`), else None."""
     top = call.request.logprobs
@@ -314,7 +318,12 @@ def _has_message(call: Call) -> bool:
 def _output(call: Call, message_id: str, call_ids: list[str], status: str) -> list[dict[str, Any]]:
     out = []
     if _has_message(call):
-        out.append(_message(message_id, status, [_text_part(call.content or "", _logprobs(call))]))
+        part = (
+            _refusal_part(call.content or "")
+            if call.script.refusal
+            else _text_part(call.content or "", _logprobs(call))
+        )
+        out.append(_message(message_id, status, [part]))
     for item_id, tool in zip(call_ids, call.tools, strict=True):
         out.append(_function_call(item_id, "completed", tool.id, tool.name, tool.arguments))
     return out
@@ -341,6 +350,8 @@ def _template(script: Script) -> _Template | None:
     and `input` (the defaults are echoed): None for any other reply."""
     if script.generate is not None or script.tools or script.transcript is not None or script.error is not None:
         return None
+    if script.refusal:
+        return None  # the general path says it
     if script.completion_tokens is None or script.content is None:
         return None
     status = _STATUS[script.finish_reason][0] if script.finish_reason in _STATUS else "completed"
@@ -416,6 +427,37 @@ class ResponsesStream(Stream):
         self.plain = True
         return self.events()  # type: ignore[return-value]  # in plain mode it yields writes
 
+    def _text(self, ids: dict[str, Any], text: str) -> Iterator[Event]:
+        """The message's text part: added, its deltas (with their logprobs when asked), done."""
+        call, offsets = self.call, self.call.offsets
+        yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _text_part("")})
+        head = f'"item_id":"{ids["item_id"]}","output_index":0,"content_index":0,'
+        logprobs = _logprobs(call)
+        token_at = 0
+        for slot, piece in enumerate(call.pieces):
+            after = _NO_LOGPROBS
+            if logprobs is not None:  # this piece's tokens' share of the text's logprobs
+                count = len(split_tokens(piece))
+                after = f',"logprobs":{dumps(logprobs[token_at : token_at + count])}'
+                token_at += count
+            yield self._delta(offsets[slot], "response.output_text.delta", head, piece, after)
+        at = offsets[max(len(call.pieces) - 1, 0)]
+        done = {**ids, "text": text, "logprobs": logprobs or []}
+        yield self._event(at, "response.output_text.done", done, "finish")
+        yield self._event(at, "response.content_part.done", {**ids, "part": _text_part(text, logprobs)}, "finish")
+
+    def _refusal(self, ids: dict[str, Any], text: str) -> Iterator[Event]:
+        """The message's refusal part: added, `response.refusal.delta` events, done (the openai SDK's
+        ResponseRefusalDeltaEvent and ResponseRefusalDoneEvent)."""
+        call, offsets = self.call, self.call.offsets
+        yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _refusal_part("")})
+        head = f'"item_id":"{ids["item_id"]}","output_index":0,"content_index":0,'
+        for slot, piece in enumerate(call.pieces):
+            yield self._delta(offsets[slot], "response.refusal.delta", head, piece)
+        at = offsets[max(len(call.pieces) - 1, 0)]
+        yield self._event(at, "response.refusal.done", {**ids, "refusal": text}, "finish")
+        yield self._event(at, "response.content_part.done", {**ids, "part": _refusal_part(text)}, "finish")
+
     def events(self) -> Iterator[Event]:
         call, offsets, final = self.call, self.call.offsets, self.final
         start = {**final, "status": "in_progress", "incomplete_details": None, "output": [], "usage": None}
@@ -430,23 +472,9 @@ class ResponsesStream(Stream):
                 "response.output_item.added",
                 {"output_index": 0, "item": _message(item_id, "in_progress", [])},
             )
-            yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _text_part("")})
-            head = f'"item_id":"{item_id}","output_index":0,"content_index":0,'
-            logprobs = _logprobs(call)
-            token_at = 0
-            for piece in call.pieces:
-                after = _NO_LOGPROBS
-                if logprobs is not None:  # this piece's tokens' share of the text's logprobs
-                    count = len(split_tokens(piece))
-                    after = f',"logprobs":{dumps(logprobs[token_at : token_at + count])}'
-                    token_at += count
-                yield self._delta(offsets[slot], "response.output_text.delta", head, piece, after)
-                slot += 1
+            yield from self._refusal(ids, text) if call.script.refusal else self._text(ids, text)
+            slot = len(call.pieces)
             at = offsets[max(slot - 1, 0)]
-            done = {**ids, "text": text, "logprobs": logprobs or []}
-            yield self._event(at, "response.output_text.done", done, "finish")
-            part = _text_part(text, logprobs)
-            yield self._event(at, "response.content_part.done", {**ids, "part": part}, "finish")
             yield self._event(
                 at, "response.output_item.done", {"output_index": 0, "item": final["output"][0]}, "finish"
             )

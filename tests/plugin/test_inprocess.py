@@ -48,7 +48,9 @@ def test_streams_keep_the_schedule(mockllm: MockLLM, mode: str) -> None:
     due = [0.06, 0.06, 0.10, 0.14, 0.14, 0.14]
     assert len(sent) == len(due)
     assert all(s >= d - 0.002 for s, d in zip(sent, due, strict=True)), (sent, due)
-    assert sent[3] - sent[0] >= 0.07  # two 40 ms gaps between the first and third tokens' writes
+    # Not sent in one go at the end: the first token left before the third was due. (A gap between the
+    # two writes can be shorter than the scheduled 80 ms when the first left late on a busy machine.)
+    assert sent[0] < due[3] - 0.002, sent
 
 
 @in_both_modes("scenarios/timed.yaml")
