@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         help="at SIGTERM or Ctrl-C, seconds the answers in flight may take to end before they are cut; "
         f"a second signal exits at once (default: {DEFAULT_SHUTDOWN_GRACE:g})",
     )
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse what the real APIs refuse (unknown request fields, values out of range) with their 400",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs speed)")
     validate = sub.add_parser(
         "validate", help="check scenario files and folders: report every problem of each, exit 1 if any"
@@ -130,7 +135,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _serve_until_stopped(args: argparse.Namespace) -> int:
     paths: list[Path] = args.scenarios or [bundled_scenarios()]
     engine = Engine(
-        seed=args.seed, time_scale=args.time_scale, journal_limit=args.journal_size, max_body_size=args.max_body_size
+        seed=args.seed,
+        time_scale=args.time_scale,
+        journal_limit=args.journal_size,
+        max_body_size=args.max_body_size,
+        strict=args.strict,
     )
     try:
         for path in paths:

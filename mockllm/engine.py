@@ -24,6 +24,7 @@ from .loader import Scenario, load, load_mapping
 from .plan import error_answer, plan
 from .router import Hit, Router
 from .routes import Methods, resolve
+from .strict import check
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
 
@@ -47,6 +48,7 @@ class Engine:
         time_scale: float = 1.0,
         journal_limit: int | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        strict: bool = False,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale must be 0 or more, got {time_scale}")
@@ -55,6 +57,9 @@ class Engine:
         self.seed = seed
         self.time_scale = time_scale
         self.max_body_size = max_body_size  # bytes; a longer request body is answered 413 unread
+        # Refuse what the real API refuses (mockllm/strict.py), for every request; else only for the
+        # rules of a scenario file that says `strict: true`.
+        self.strict = strict
         # Numbers the answers no journal entry names (model lookups, stored responses, refusals), so each
         # gets an x-request-id of its own, the same ones in the same order on every run.
         self._ids = itertools.count()
@@ -66,13 +71,19 @@ class Engine:
             self.load(scenarios)
         elif scenarios is not None:
             for scenario in scenarios:
-                self.router.add(scenario.rules)
+                self.use(scenario)
+
+    def use(self, scenario: Scenario) -> None:
+        """Add a loaded scenario's rules (after the rules already there); a `strict: true` file makes
+        the engine strict (mockllm/strict.py), from then on."""
+        self.router.add(scenario.rules)
+        self.strict = self.strict or scenario.strict
 
     def load(self, path: str | Path) -> list[Scenario]:
         """Add the rules of a scenario file or folder (after the rules already there)."""
         scenarios = load(path)
         for scenario in scenarios:
-            self.router.add(scenario.rules)
+            self.use(scenario)
         return scenarios
 
     def add(self, data: Mapping[str, Any], source: str = "<inline>") -> Scenario:
@@ -82,7 +93,7 @@ class Engine:
         elif "version" not in data:
             data = {"version": 1, **data}
         scenario = load_mapping(dict(data), source)
-        self.router.add(scenario.rules)
+        self.use(scenario)
         return scenario
 
     def reset(self) -> None:
@@ -150,10 +161,13 @@ class Engine:
             if entry is not None:
                 entry.status = exc.status
                 entry.error = exc.message
-            payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code, status=exc.status)
-            answer = error_answer(exc.status, payload, self._request_id(entry), None, dialect)
-            answer.entry = entry
-            return answer
+            return self._refused(dialect, exc, entry)
+        if self.strict:
+            refused = check(dialect.name, request.body)
+            if refused is not None:
+                if entry is not None:
+                    entry.status, entry.error = refused.status, refused.message
+                return self._refused(dialect, refused, entry)
         routed = self.router.route(request)
         if isinstance(routed, Hit):
             answer = plan(routed, request, dialect, self.seed, self.time_scale, state)
@@ -171,6 +185,13 @@ class Engine:
         entry.stream = request.stream
         entry.user_text = request.user_text
         entry.status = answer.status
+        answer.entry = entry
+        return answer
+
+    def _refused(self, dialect: Dialect, exc: RequestError, entry: Entry | None) -> Answer:
+        """The API's own answer to a request it refuses (a bad body, or one strict checking refuses)."""
+        payload = dialect.error_body(exc.message, exc.type, exc.param, exc.code, status=exc.status)
+        answer = error_answer(exc.status, payload, self._request_id(entry), None, dialect)
         answer.entry = entry
         return answer
 

@@ -67,9 +67,10 @@ _MODEL_UNDER: dict[str, type[BaseModel]] = {
 class Scenario:
     """A loaded scenario file: its rules, ready for a Router (each carries the file's time scale)."""
 
-    def __init__(self, source: str, rules: list[Rule]) -> None:
+    def __init__(self, source: str, rules: list[Rule], strict: bool = False) -> None:
         self.source = source
         self.rules = rules
+        self.strict = strict  # the file's `strict: true`: refuse what the real API refuses (mockllm/strict.py)
 
     def __repr__(self) -> str:
         return f"Scenario({self.source!r}, {len(self.rules)} rules)"
@@ -195,7 +196,7 @@ def load_text(text: str, source: str = "<text>") -> Scenario:
             if set(data) == streamed.head_keys | {"rules"}:
                 if streamed.problems:
                     raise ScenarioError(streamed.problems)
-                return Scenario(source, streamed.rules)
+                return Scenario(source, streamed.rules, streamed.head is not None and streamed.head.strict)
             # A key after `rules` (defaults, time_scale) changes the rules already compiled: load the
             # file again, the plain way (only such files pay for it).
             parsed.clear()
@@ -256,13 +257,14 @@ def _load_parsed(parsed: list[tuple[Any, LineTree]], source: str) -> Scenario:
     data, lines = parsed.pop()
     spec = _validate(data, source, lines)
     del data
-    return Scenario(source, _rules(spec, source, lines))
+    return Scenario(source, _rules(spec, source, lines), spec.strict)
 
 
 def load_mapping(data: Any, source: str = "<inline>", lines: Mapping[PathKey, int] | None = None) -> Scenario:
     """Load a scenario from parsed data (a dict as YAML would give); `lines` maps YAML paths to lines."""
     lines = lines if lines is not None else {}
-    return Scenario(source, _rules(_validate(data, source, lines), source, lines))
+    spec = _validate(data, source, lines)
+    return Scenario(source, _rules(spec, source, lines), spec.strict)
 
 
 def _validate(data: Any, source: str, lines: Mapping[PathKey, int]) -> ScenarioFile:

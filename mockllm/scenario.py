@@ -414,6 +414,7 @@ class ScenarioHead(_Strict):
     version: Literal[1]
     defaults: Defaults | None = None
     time_scale: float | None = Field(default=None, ge=0)  # overrides the server's
+    strict: bool = False  # refuse what the real API refuses: unknown fields, values out of range
 
 
 class ScenarioFile(ScenarioHead):

@@ -35,6 +35,7 @@ _KEYS: dict[str, dict[str, str]] = {
         "defaults": "Reply keys (plus seed) merged into every rule; a rule's own body keys replace these, "
         "timing and framing merge key by key.",
         "time_scale": "This file's time scale, over the server's --time-scale (0: nothing waits, 1: as written).",
+        "strict": "Refuse what the real APIs refuse (unknown request fields, values out of range), with their 400.",
         "rules": "The rules, tried in order (higher priority first); the first that matches answers.",
     },
     "RuleSpec": {

@@ -93,7 +93,7 @@ EDITOR_MODELINE = """\
 
 COMMAND_LINE = """\
 mockllm serve [--scenarios PATH]... [--host 127.0.0.1] [--port 8000] [--seed N] [--time-scale S]
-              [--journal-size N] [--max-body-size BYTES] [--shutdown-grace S] [--access-log]
+              [--journal-size N] [--max-body-size BYTES] [--shutdown-grace S] [--strict] [--access-log]
 mockllm validate PATH...
 mockllm schema
 mockllm --version

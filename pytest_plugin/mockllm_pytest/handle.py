@@ -76,7 +76,7 @@ class MockLLM:
             file = Path(scenario.source).resolve()
             if file not in self._files:
                 self._files.add(file)
-                self.engine.router.add(scenario.rules)
+                self.engine.use(scenario)
                 added.append(scenario)
         return added
 

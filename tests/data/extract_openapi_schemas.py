@@ -43,6 +43,7 @@ ROOTS = [
     "CreateCompletionResponse",
     "CreateEmbeddingResponse",
 ]
+REQUESTS = ["CreateChatCompletionRequest", "CreateCompletionRequest", "CreateEmbeddingRequest", "CreateResponse"]
 DROP = {"description", "example", "examples", "title", "discriminator", "deprecated"}
 PREFIX = "#/components/schemas/"
 
@@ -88,6 +89,20 @@ def main(source: str) -> None:
     out = Path(__file__).with_name("openai-schemas.json")
     out.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
     print(f"{out}: {len(defs)} schemas, {out.stat().st_size} bytes")
+    # The fields each request schema takes (its properties, through allOf and $ref), for strict checking.
+    fields = {name: sorted(_properties(schemas, schemas[name])) for name in REQUESTS}
+    out = Path(__file__).with_name("openai-request-fields.json")
+    out.write_text(json.dumps(fields, indent=1) + "\n")
+    print(f"{out}: {', '.join(f'{k} {len(v)}' for k, v in fields.items())}")
+
+
+def _properties(schemas: dict[str, Any], node: dict[str, Any]) -> set[str]:
+    if "$ref" in node:
+        return _properties(schemas, schemas[node["$ref"].removeprefix(PREFIX)])
+    found = set(node.get("properties", {}))
+    for part in node.get("allOf", []):
+        found |= _properties(schemas, part)
+    return found
 
 
 if __name__ == "__main__":
