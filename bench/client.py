@@ -3,8 +3,9 @@
 Each connection sends a request, parses the answer straight from `data_received`
 (Content-Length or chunked), and sends the next one at once: no task switch, no
 per-request objects beyond a few ints, so one client core outruns one server core.
-SSE events are counted as blank-line separators in the decoded body; a timed read
-also stamps each event with the `perf_counter()` of the network read that completed it.
+SSE events are counted as blank lines in the decoded body (`\n\n`, or `\r\n\r\n` for an API
+whose lines end so); a timed read also stamps each event with the `perf_counter()` of the
+network read that completed it.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ class Response:
 class Conn(asyncio.Protocol):
     """One keep-alive connection that plays requests back to back until told to stop."""
 
-    def __init__(self, request: bytes, timed: bool = False) -> None:
+    def __init__(self, request: bytes, timed: bool = False, crlf: bool = False) -> None:
         self.request = request
         self.timed = timed
+        self.crlf = crlf
+        self.blank = b"\r\n\r\n" if crlf else b"\n\n"  # what ends an SSE event
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.loop = asyncio.get_running_loop()
@@ -59,7 +62,7 @@ class Conn(asyncio.Protocol):
         self.chunked = False
         self.remaining = 0  # content-length left, or bytes left in the current chunk
         self.resp = Response()
-        self.tail_nl = False  # the decoded body so far ends with "\n"
+        self.tail: bytes = b""  # the decoded body's last bytes when they may begin a blank line cut by a read
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -97,11 +100,15 @@ class Conn(asyncio.Protocol):
     def _body(self, piece: bytes | bytearray, now: float) -> None:
         resp = self.resp
         resp.body_bytes += len(piece)
-        n = piece.count(b"\n\n")
-        if self.tail_nl and piece[:1] == b"\n":
-            n += 1
+        blank = self.blank
+        n = piece.count(blank)
+        if self.tail and piece[:1] in (b"\n", b"\r"):  # a blank line across two reads (seldom)
+            n += (self.tail + piece[: len(blank) - 1]).count(blank)
         if piece:
-            self.tail_nl = piece[-1:] == b"\n"
+            if piece[-1:] not in (b"\n", b"\r"):
+                self.tail = b""
+            else:  # the body's last len(blank) - 1 bytes
+                self.tail = bytes((self.tail + piece if len(piece) < len(blank) - 1 else piece)[1 - len(blank) :])
         if n:
             if not resp.events:
                 resp.first_event = now
@@ -177,9 +184,9 @@ class Conn(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(port: int, request: bytes, timed: bool = False) -> Conn:
+async def connect(port: int, request: bytes, timed: bool = False, crlf: bool = False) -> Conn:
     loop = asyncio.get_running_loop()
-    _, conn = await asyncio.wait_for(loop.create_connection(lambda: Conn(request, timed), "127.0.0.1", port), 10)
+    _, conn = await asyncio.wait_for(loop.create_connection(lambda: Conn(request, timed, crlf), "127.0.0.1", port), 10)
     await asyncio.wait_for(conn.idle, 10)
     return conn
 
@@ -207,7 +214,7 @@ async def reopen(conns: list[Conn], port: int, idle: float = 4.0) -> None:
     for i, conn in enumerate(conns):
         if conn.transport is None or conn.transport.is_closing() or now - conn.active > idle:
             conn.close()
-            conns[i] = await connect(port, conn.request, conn.timed)
+            conns[i] = await connect(port, conn.request, conn.timed, conn.crlf)
 
 
 async def load(conns: list[Conn], seconds: float) -> LoadResult:

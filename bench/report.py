@@ -25,7 +25,7 @@ class Compared:
     label: str
     unit: str
     rounds: dict[str, list[Round]]
-    api: str = "chat"  # chat | responses
+    api: str = "chat"  # the API's name in bench/servers.py's table
     events: int = 0  # SSE events per stream (0: not streamed)
     body_bytes: int = 0  # mockllm's answer's body, in bytes (a stream's decoded body)
 

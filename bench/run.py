@@ -31,10 +31,10 @@ from .report import (
     report_throughput,
     report_ttfb,
 )
-from .servers import JSON_REQUEST, RESPONSES_REQUEST, RESPONSES_STREAM_REQUEST, STREAM_REQUEST, stream_request
+from .servers import APIS, Api, floor_path, stream_request
 
 ROOT = Path(__file__).resolve().parent.parent
-API_CHOICES = ("chat", "responses")  # Chat Completions, the Responses API
+API_CHOICES = tuple(APIS)  # the APIs of bench/servers.py's table that this mockllm speaks
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -95,35 +95,55 @@ async def _round(child: Child, conns: list[Conn], seconds: float, events: bool, 
     return Round(rate, used / result.seconds, count / used, mine)
 
 
-def _modes(args: argparse.Namespace) -> list[tuple[str, str, str, bool, bytes, str]]:
-    """(label, unit, api, streamed, request body, path) of each throughput load, for the APIs asked."""
+@dataclass(frozen=True)
+class Mode:
+    """One throughput load: an API's request, non-streamed (requests/s) or streamed (events/s)."""
+
+    label: str
+    api: Api
+    streamed: bool
+
+    @property
+    def unit(self) -> str:
+        return "events/s" if self.streamed else "req/s"
+
+    def request(self, server: str, port: int) -> bytes:
+        """The request one server is sent: mockllm reads the body, the floors route on the path alone."""
+        api = self.api
+        path, body = (api.stream_path, api.stream_request) if self.streamed else (api.path, api.request)
+        assert path is not None and body is not None
+        return request_bytes(path if server == MOCK else floor_path(api, self.streamed), body, port)
+
+
+def _modes(args: argparse.Namespace) -> list[Mode]:
+    """Each throughput load, for the APIs asked, in the table's order (an API that never streams has
+    its non-streamed load only)."""
     streamed = f"streamed, {args.stream_chunks} chunks"
-    modes = {
-        "chat": [
-            ("chat non-streamed", "req/s", "chat", False, JSON_REQUEST, "/v1/chat/completions"),
-            (f"chat {streamed}", "events/s", "chat", True, STREAM_REQUEST, "/v1/chat/completions"),
-        ],
-        "responses": [
-            ("responses non-streamed", "req/s", "responses", False, RESPONSES_REQUEST, "/v1/responses"),
-            (f"responses {streamed}", "events/s", "responses", True, RESPONSES_STREAM_REQUEST, "/v1/responses"),
-        ],
-    }
-    return [mode for api in API_CHOICES if api in args.api for mode in modes[api]]
+    modes = []
+    for api in APIS.values():
+        if api.name in args.api:
+            modes.append(Mode(f"{api.name} non-streamed", api, False))
+            if api.stream_path is not None:
+                modes.append(Mode(f"{api.name} {streamed}", api, True))
+    return modes
 
 
 def _check(label: str, pool: dict[str, list[Conn]], streamed: bool) -> tuple[int, int]:
-    """After the warm-up: every server answered 200, the streams had as many events on every
-    server (the floors replay mockllm's own); (events, body bytes) of mockllm's last answer."""
+    """After the warm-up: every server answered 200, with as many body bytes and (streams) SSE events
+    on every server (the floors replay mockllm's own answer), and a stream had events; (events, body
+    bytes) of mockllm's last answer."""
     seen = {}
     for name, conns in pool.items():
         last = [c.last for c in conns if c.last is not None]
         statuses = {r.status for r in last}
         if statuses != {200}:
             raise RuntimeError(f"{label}: {name} answered {sorted(statuses)}, not 200")
-        seen[name] = {r.events for r in last} if streamed else {0}
-    if len({frozenset(v) for v in seen.values()}) != 1:
-        raise RuntimeError(f"{label}: events per stream differ between the servers: {seen}")
+        seen[name] = frozenset((r.events, r.body_bytes) for r in last)
+    if len(set(seen.values())) != 1:
+        raise RuntimeError(f"{label}: (events, body bytes) per answer differ between the servers: {seen}")
     mine = next(c.last for c in pool[MOCK] if c.last is not None)
+    if streamed and not mine.events:
+        raise RuntimeError(f"{label}: no SSE event counted in {mine.body_bytes} bytes (are its lines' ends right?)")
     return mine.events, mine.body_bytes
 
 
@@ -137,13 +157,14 @@ async def throughput(args: argparse.Namespace) -> list[Compared]:
         serving(MOCK, "mockllm", *chunks) as mock,
     ):
         servers = (floor, same_headers, one_write, mock)
-        for label, unit, api, events, body, api_path in _modes(args):
+        for mode in _modes(args):
+            label, events = mode.label, mode.streamed
             pool: dict[str, list[Conn]] = {}
             for child in servers:
-                # The floors route on the path (they never read the body); mockllm reads it.
-                path = "/stream" + api_path if events and child is not mock else api_path
-                request = request_bytes(path, body, child.port)
-                pool[child.name] = [await connect(child.port, request) for _ in range(args.concurrency)]
+                request = mode.request(child.name, child.port)
+                pool[child.name] = [
+                    await connect(child.port, request, crlf=mode.api.crlf) for _ in range(args.concurrency)
+                ]
             for child in servers:  # warm-up: allocators, caches, socket buffers
                 await _round(child, pool[child.name], args.warmup, events, label)
             per_answer = _check(label, pool, events)
@@ -155,7 +176,7 @@ async def throughput(args: argparse.Namespace) -> list[Compared]:
             for conns in pool.values():
                 for conn in conns:
                     conn.close()
-            out.append(Compared(label, unit, rounds, api, *per_answer))
+            out.append(Compared(label, mode.unit, rounds, mode.api.name, *per_answer))
     return out
 
 
@@ -261,7 +282,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--api",
         choices=API_CHOICES,
         action="append",
-        help="the APIs the throughput part measures (repeatable; default: chat and responses)",
+        help=f"the APIs the throughput part measures (repeatable; default: all, {', '.join(API_CHOICES)})",
     )
     parser.add_argument("--concurrency", type=int, default=32, help="connections per server (default 32)")
     parser.add_argument("--rounds", type=int, help="measured rounds per server (default 15, quick 3)")

@@ -2,10 +2,12 @@
 
 - `mockllm`: mockllm itself, started as `mockllm serve` starts it (`mockllm.server.run`: `create_app`,
   `uvicorn_config`), with one of the bench scenarios (`--scenario throughput|ttfb|timed`).
-- `floor`: the least a starlette app can do to answer the same requests: a precomputed JSON body, or
-  a StreamingResponse of precomputed SSE events (chat's `data: ...`, the Responses API's
-  `event: ...` + `data: ...`), one chunk per event. The bytes are mockllm's own (built once at
-  start-up), so the servers send the same payloads; only the work per request differs.
+- `floor`: the least a starlette app can do to answer the same requests: a precomputed body, or a
+  StreamingResponse of precomputed SSE events (chat's `data: ...`, the named `event: ...` +
+  `data: ...` of the Responses API and Anthropic, Gemini's `\r\n` lines), one chunk per event, for
+  every API of `API_TABLE`. The bytes are mockllm's own answer to the very request the bench sends
+  (`capture`, once at start-up), so the servers send the same payloads; only the work per request
+  differs.
 - `floor-headers`: the same, also sending mockllm's response headers.
 - `floor-onewrite`: the floor on mockllm's own HTTP protocol (`mockllm.protocol`, a whole answer in
   one write), to show what mockllm gains from the protocol and what from its own work.
@@ -41,21 +43,61 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from mockllm import Engine
+from mockllm.dialects import DIALECTS
 from mockllm.server import listen, run, uvicorn_config
 
-# What an SDK sends (compact JSON, as openai-python does); the bench client posts these bytes.
-JSON_REQUEST = json.dumps(
-    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}]}, separators=(",", ":")
-).encode()
-STREAM_REQUEST = json.dumps(
-    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}], "stream": True},
-    separators=(",", ":"),
-).encode()
-# The Responses API's (`POST /v1/responses`), as openai-python's `client.responses.create` sends it.
-RESPONSES_REQUEST = json.dumps({"model": "gpt-4o-mini", "input": "Say hello."}, separators=(",", ":")).encode()
-RESPONSES_STREAM_REQUEST = json.dumps(
-    {"model": "gpt-4o-mini", "input": "Say hello.", "stream": True}, separators=(",", ":")
-).encode()
+
+def _compact(body: dict[str, Any]) -> bytes:
+    """JSON as the SDKs send it (compact, keys in the SDK's order: httpx's `json=`)."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class Api(NamedTuple):
+    """One API the benchmarks measure: the request its SDK sends, non-streamed and streamed."""
+
+    name: str  # the dialect's name in mockllm.dialects.DIALECTS, and the bench's `--api` choice
+    path: str
+    request: bytes
+    stream_path: str | None  # None: the API never streams (a non-streamed figure only)
+    stream_request: bytes | None
+    crlf: bool = False  # its SSE lines end with \r\n (events end with a blank \r\n line)
+
+
+_CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}]}
+_RESPONSES = {"model": "gpt-4o-mini", "input": "Say hello."}
+# anthropic-python's messages.create: max_tokens, messages, model, then the optional keys (stream among them).
+_ANTHROPIC = {"max_tokens": 1024, "messages": [{"role": "user", "content": "Say hello."}], "model": "claude-sonnet-4-5"}
+_COMPLETIONS = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hello."}
+# openai-python's embeddings.create asks for base64 when the caller gives no encoding_format.
+_EMBEDDINGS = {"input": "Say hello.", "model": "text-embedding-3-small", "encoding_format": "base64"}
+# google-genai's models.generate_content(contents="Say hello."): the stream is another method, not a key.
+_GEMINI = {"contents": [{"parts": [{"text": "Say hello."}], "role": "user"}]}
+_GEMINI_MODEL = "/v1beta/models/gemini-2.0-flash"
+
+# The one table of the APIs the bench measures, in the order it reports them; a row whose dialect this
+# mockllm lacks is left out (`APIS`), so an API joins the bench by its row here, and when it lands.
+API_TABLE: tuple[Api, ...] = (
+    Api("chat", "/v1/chat/completions", _compact(_CHAT), "/v1/chat/completions", _compact({**_CHAT, "stream": True})),
+    Api("responses", "/v1/responses", _compact(_RESPONSES), "/v1/responses", _compact({**_RESPONSES, "stream": True})),
+    Api("anthropic", "/v1/messages", _compact(_ANTHROPIC), "/v1/messages", _compact({**_ANTHROPIC, "stream": True})),
+    Api(
+        "completions",
+        "/v1/completions",
+        _compact(_COMPLETIONS),
+        "/v1/completions",
+        _compact({**_COMPLETIONS, "stream": True}),
+    ),
+    Api("embeddings", "/v1/embeddings", _compact(_EMBEDDINGS), None, None),
+    Api(
+        "gemini",
+        _GEMINI_MODEL + ":generateContent",
+        _compact(_GEMINI),
+        _GEMINI_MODEL + ":streamGenerateContent?alt=sse",
+        _compact(_GEMINI),
+        crlf=True,
+    ),
+)
+APIS: dict[str, Api] = {api.name: api for api in API_TABLE if api.name in DIALECTS}
 SHORT_CONTENT = "Hello! How can I help you today?"
 WORDS = (" the", " quick", " brown", " fox", " jumps", " over", " a", " lazy", " dog", ",")
 
@@ -97,52 +139,51 @@ def engine(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms:
     return eng
 
 
-class Payloads(NamedTuple):
-    """mockllm's own answer to one bench request (non-streamed and streamed), to replay verbatim."""
+class Payload(NamedTuple):
+    """mockllm's own answer to one bench request, to replay verbatim."""
 
-    body: bytes  # the non-streamed body (chat.completion, or the Responses API's response object)
-    body_headers: dict[str, str]  # its headers, but content-type
-    events: list[bytes]  # the stream's SSE events, each with its blank line (chat: role, contents, finish, [DONE])
-    stream_headers: dict[str, str]
+    content_type: str
+    headers: dict[str, str]  # the others, in mockllm's order
+    body: bytes  # the whole body (a stream's too)
+    events: list[bytes]  # a stream's SSE events, each with its blank line ([] when not streamed)
 
 
-def sse_events(data: bytes) -> list[bytes]:
+def sse_events(data: bytes, crlf: bool = False) -> list[bytes]:
     """A stream's bytes cut into its SSE events, each ending with its blank line."""
-    parts = data.split(b"\n\n")
+    blank = b"\r\n\r\n" if crlf else b"\n\n"
+    parts = data.split(blank)
     if parts[-1]:
         raise ValueError(f"the stream does not end with a blank line: {data[-60:]!r}")
-    return [part + b"\n\n" for part in parts[:-1]]
+    return [part + blank for part in parts[:-1]]
 
 
-def _payloads(plain: Any, streamed: Any) -> Payloads:
-    """From two of mockllm's Answers (`mockllm.plan.Answer`)."""
-    if plain.status != 200 or streamed.status != 200 or streamed.writes is None:
+def capture(api: Api, streamed: bool, stream_chunks: int) -> Payload:
+    """mockllm's answer to the API's bench request, as `Engine.handle` makes it for the app (which hands
+    the engine the path without its query)."""
+    path, body = (api.stream_path, api.stream_request) if streamed else (api.path, api.request)
+    assert path is not None and body is not None, f"{api.name} does not stream"
+    answer = engine("throughput", stream_chunks).handle("POST", path.partition("?")[0], {}, body)
+    if answer.status != 200 or (answer.writes is None) == streamed:
+        shape = "a stream" if answer.writes is not None else "a whole body"
         raise RuntimeError(
-            f"mockllm answered the bench request with {plain.status} / {streamed.status}: {plain.body!r}"
+            f"mockllm answered the bench's {api.name} request with {answer.status}, {shape}: {answer.body!r}"
         )
-    others = (
-        [(k.decode(), v.decode()) for k, v in plain.headers if k != b"content-type"],
-        [(k.decode(), v.decode()) for k, v in streamed.headers if k != b"content-type"],
-    )
-    events = sse_events(b"".join(w.data for w in streamed.writes))
-    return Payloads(plain.body, dict(others[0]), events, dict(others[1]))
+    headers = [(k.decode(), v.decode()) for k, v in answer.headers]
+    content_type = next(v for k, v in headers if k == "content-type")
+    others = {k: v for k, v in headers if k != "content-type"}
+    if answer.writes is None:
+        return Payload(content_type, others, answer.body, [])
+    data = b"".join(w.data for w in answer.writes)
+    return Payload(content_type, others, data, sse_events(data, api.crlf))
 
 
-def mockllm_payloads(stream_chunks: int) -> Payloads:
-    """Chat Completions."""
-    eng = engine("throughput", stream_chunks)
-    return _payloads(eng.chat(JSON_REQUEST, {}), eng.chat(STREAM_REQUEST, {}))
-
-
-def responses_payloads(stream_chunks: int) -> Payloads | None:
-    """The Responses API; None when this mockllm has no `Engine.handle` (it predates the API)."""
-    eng = engine("throughput", stream_chunks)
-    if not hasattr(eng, "handle"):
-        return None
-    path = "/v1/responses"
-    return _payloads(
-        eng.handle("POST", path, {}, RESPONSES_REQUEST), eng.handle("POST", path, {}, RESPONSES_STREAM_REQUEST)
-    )
+def floor_path(api: Api, streamed: bool) -> str:
+    """Where the floors serve an API's answer: they route on the path alone (they never read the body),
+    so a stream that shares its path with the whole answer is served under /stream."""
+    if not streamed:
+        return api.path
+    assert api.stream_path is not None
+    return "/stream" + api.stream_path
 
 
 def floor_app(stream_chunks: int, same_headers: bool = False) -> Starlette:
@@ -152,43 +193,42 @@ def floor_app(stream_chunks: int, same_headers: bool = False) -> Starlette:
     which uvicorn's header handling makes cost ~10% of a short answer on its own.
     """
     routes = []
-    # Routed on the path, so it need not read the body to tell a stream from a JSON answer.
-    for path, p in (
-        ("/v1/chat/completions", mockllm_payloads(stream_chunks)),
-        ("/v1/responses", responses_payloads(stream_chunks)),
-    ):
-        if p is not None:
-            routes += [
-                Route(path, _json_endpoint(p, same_headers), methods=["POST"]),
-                Route("/stream" + path, _stream_endpoint(p, same_headers), methods=["POST"]),
-            ]
+    for api in APIS.values():
+        routes.append(
+            Route(api.path, _json_endpoint(capture(api, False, stream_chunks), same_headers), methods=["POST"])
+        )
+        if api.stream_path is not None:
+            path = floor_path(api, True).partition("?")[0]
+            routes.append(
+                Route(path, _stream_endpoint(capture(api, True, stream_chunks), same_headers), methods=["POST"])
+            )
     return Starlette(routes=routes)
 
 
-def _json_endpoint(p: Payloads, same_headers: bool) -> Any:
-    body, headers = p.body, p.body_headers if same_headers else None
+def _json_endpoint(p: Payload, same_headers: bool) -> Any:
+    body, media_type, headers = p.body, p.content_type, p.headers if same_headers else None
 
     async def answer(request: Request) -> Response:
-        return Response(body, media_type="application/json", headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
 
     return answer
 
 
-def _stream_endpoint(p: Payloads, same_headers: bool) -> Any:
-    events, headers = p.events, p.stream_headers if same_headers else None
+def _stream_endpoint(p: Payload, same_headers: bool) -> Any:
+    events, media_type, headers = p.events, p.content_type, p.headers if same_headers else None
 
     async def replay() -> AsyncIterator[bytes]:
         for event in events:
             yield event
 
     async def stream(request: Request) -> Response:
-        return StreamingResponse(replay(), media_type="text/event-stream; charset=utf-8", headers=headers)
+        return StreamingResponse(replay(), media_type=media_type, headers=headers)
 
     return stream
 
 
 def naive_app(timed_chunks: int, gap_ms: float) -> Starlette:
-    events = mockllm_payloads(timed_chunks).events  # role, contents..., finish, [DONE]
+    events = capture(APIS["chat"], True, timed_chunks).events  # role, contents..., finish, [DONE]
     gap = gap_ms / 1000
 
     async def replay() -> AsyncIterator[bytes]:

@@ -53,8 +53,9 @@ def resolve(path: str) -> tuple[Methods, dict[str, str], str] | None:
     for template, methods in _EXACT.items():
         if path.endswith(template):
             return methods, {}, path[: -len(template)]
+    starts = _starts(path)  # once, not per pattern: every Gemini path has parameters
     for pattern, methods in _PATTERNS:
-        for start in _starts(path):
+        for start in starts:
             found = pattern.fullmatch(path, start)
             if found is not None:
                 return methods, found.groupdict(), path[:start]

@@ -298,3 +298,33 @@ def test_stream_raw_bytes(serve) -> None:
     start = json.loads(datas[0])
     assert list(start["message"]) == ["model", "id", "type", "role", "content", "stop_reason", "stop_sequence", "usage"]
     assert ": " not in datas[0] and all(json.loads(d)["type"] == n for d, n in zip(datas, names, strict=True))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"content": TEXT},
+        {"content": ""},
+        {"chunks": ['é "q" \\ \n', "😀\u2028"], "model": 'm"odel'},
+        {"refusal": "No."},
+        {"content": TEXT, "finish_reason": "length", "usage": {"completion_tokens": 9}},
+    ],
+)
+@pytest.mark.parametrize("limits", [{}, {"stop_sequences": [" three"]}, {"max_tokens": 2}])
+def test_the_plain_stream_is_the_event_streams_bytes(reply: dict[str, Any], limits: dict[str, Any]) -> None:
+    """AnthropicStream.plain_writes (text replies, straight to bytes) against frame(events())."""
+    from mockllm import Engine
+    from mockllm.dialects.anthropic import AnthropicStream
+
+    body = json.dumps({"model": "c", "max_tokens": 100, "messages": USER, "stream": True, **limits}).encode()
+    engine = Engine(time_scale=0)
+    engine.add({"reply": reply})
+    plain = engine.handle("POST", "/v1/messages", {}, body)
+    saved = AnthropicStream.plain_writes
+    try:
+        AnthropicStream.plain_writes = lambda self: None  # type: ignore[method-assign,assignment,return-value]
+        engine.reset()
+        general = engine.handle("POST", "/v1/messages", {}, body)
+    finally:
+        AnthropicStream.plain_writes = saved  # type: ignore[method-assign]
+    assert [(w.at, w.data) for w in plain.writes or ()] == [(w.at, w.data) for w in general.writes or ()]

@@ -12,9 +12,11 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from helpers import http_chunks
 
 from mockllm import Engine
+from mockllm.sse import Write
 
 ASK = {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}]}
 
@@ -237,3 +239,45 @@ def test_a_body_over_the_limit_in_the_envelope() -> None:
     error = json.loads(answer.body)["error"]
     assert answer.status == 413 and (error["code"], error["status"]) == (413, "INVALID_ARGUMENT")
     assert error["message"].startswith("Request body too large for POST /v1beta/models/g:generateContent")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"content": "one two three"},
+        {"chunks": ["", 'é "q" \\ \n', "😀\u2028"]},
+        {"content": "x", "finish_reason": "content_filter", "model": 'm"odel'},
+        {"content": "a b c d e f", "usage": {"completion_tokens": 7}},
+        {"refusal": "No."},
+    ],
+)
+def test_the_plain_stream_is_the_event_streams_bytes(reply: dict[str, Any]) -> None:
+    """GeminiStream's template path (plain_writes) against the general one (events, framed), per reply."""
+    from mockllm.dialects.gemini import GeminiStream
+
+    ask = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}).encode()
+    engine = Engine(time_scale=0)
+    engine.add({"reply": reply})
+    answer = engine.handle("POST", "/v1beta/models/g:streamGenerateContent", {}, ask)
+    plain = b"".join(w.data for w in answer.writes or ())
+    saved = GeminiStream.plain_writes
+    try:
+        GeminiStream.plain_writes = lambda self: (  # type: ignore[method-assign]
+            Write(e.at, f"data: {e.text}\r\n\r\n".encode()) for e in self.events()
+        )
+        engine.reset()
+        general = b"".join(
+            w.data for w in engine.handle("POST", "/v1beta/models/g:streamGenerateContent", {}, ask).writes or ()
+        )
+    finally:
+        GeminiStream.plain_writes = saved  # type: ignore[method-assign]
+    assert plain == general and plain.count(b"\r\n\r\n") >= 1
+
+
+def test_the_pretty_body_is_json_dumps_indent_2() -> None:
+    """orjson's indent gives the standard library's bytes for what the dialect sends (the dialect uses it
+    for speed). They differ only in floats written with an exponent (1e-07 / 1e-7), which it sends none of."""
+    from mockllm.dialects.gemini import _pretty
+
+    value = {"a": [1, 2.5, {"b": 'é\u2028"\\\n'}], "c": None, "d": True, "e": {}, "f": [], "g": 0.95, "h": 1048576}
+    assert _pretty(value) == (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode()

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from ..errors import RequestError
 from ..request import Request, stream_flag, type_name
-from ..sse import Event
+from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
 from .openai import SSE_HEADERS, Header
@@ -68,11 +67,13 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()  # compact, non-ASCII as UTF-8: as Anthropic sends it
 
 
+_B58_TABLE = bytes(_B58[b % 58] for b in range(256))  # a byte -> a base58 character, made once
+
+
 def _base58(digest: bytes, length: int) -> str:
-    return digest[:length].translate(bytes(_B58[b % 58] for b in range(256))).decode("ascii")
+    return digest[:length].translate(_B58_TABLE).decode("ascii")
 
 
-@lru_cache(maxsize=1024)
 def _request_id(request_id: str) -> str:
     """`req_011C` + 20 base58 characters (shared/dialects.md section 2, "IDs"), made from the call's own id."""
     return "req_011C" + _base58(hashlib.blake2b(request_id.encode(), digest_size=20).digest(), 20)
@@ -298,12 +299,56 @@ class AnthropicStream(Stream):
         yield _event(end, "message_delta", delta, "finish")
         yield _event(end, "message_stop", {"type": "message_stop"}, "done")
 
+    def plain_writes(self) -> Iterator[Write] | None:
+        """A text reply's stream with no fault or framing, straight to bytes: `frame(events())`'s bytes at
+        its times (tests/test_anthropic_sdk.py), without an event, a dict and an encoder call per delta."""
+        if self.call.tools or not _has_text(self.call):
+            return None
+        return self._text_writes()
+
+    def _text_writes(self) -> Iterator[Write]:
+        call, offsets = self.call, self.call.offsets
+        start = _message(call, self.message_id, [], None, 1)
+        del start["usage"]["cache_creation"]
+        at = offsets[0]
+        yield Write(at, _sse("message_start", _dumps({"type": "message_start", "message": start})))
+        yield Write(at, _TEXT_BLOCK_START)
+        yield Write(at, _PING)
+        new, dumps = tuple.__new__, orjson.dumps
+        for slot, piece in enumerate(call.pieces):
+            yield new(Write, (offsets[slot], b"%s%s}}\n\n" % (_TEXT_DELTA, dumps(piece)), False))
+        yield Write(offsets[max(len(call.pieces) - 1, 0)], _TEXT_BLOCK_STOP)
+        end = offsets[-1]
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _stop(call), "stop_sequence": call.stop_sequence},
+            "usage": {"output_tokens": call.completion_tokens},
+        }
+        yield Write(end, _sse("message_delta", _dumps(delta)))
+        yield Write(end, _MESSAGE_STOP)
+
     def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
         if kind == "error_event":
             error = {"type": "error", "error": {"type": "overloaded_error", "message": message or "Overloaded"}}
             return [_event(at, "error", error)]
         broken = _delta(at, 0, {"type": "text_delta", "text": "broken"})
         return [broken._replace(text=broken.text[: len(broken.text) // 2], part="head")]
+
+
+def _sse(name: str, data: str) -> bytes:
+    return f"event: {name}\ndata: {data}\n\n".encode()
+
+
+# The plain stream's constant events, as events() makes them.
+_TEXT_BLOCK_START = _sse(
+    "content_block_start", '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'
+)
+_PING = _sse("ping", '{"type": "ping"}')
+_TEXT_DELTA = (
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+)
+_TEXT_BLOCK_STOP = _sse("content_block_stop", '{"type":"content_block_stop","index":0}')
+_MESSAGE_STOP = _sse("message_stop", '{"type":"message_stop"}')
 
 
 def _event(at: float, name: str, payload: dict[str, Any], part: str = "head") -> Event:

@@ -168,14 +168,32 @@ def _data(request: Request, seed: int) -> list[dict[str, Any]]:
     body = request.body
     size = model_dimensions(request.model)
     as_base64 = body.get("encoding_format") == "base64"
-    data = []
-    for index, text in enumerate(_inputs(body["input"])):
-        vector = embed(text, seed, size, body.get("dimensions"))
-        embedding: Any = vector
-        if as_base64:
-            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
-        data.append({"object": "embedding", "index": index, "embedding": embedding})
-    return data
+    dimensions = body.get("dimensions")
+    return [
+        {"object": "embedding", "index": index, "embedding": _encoded(text, seed, size, dimensions, as_base64)}
+        for index, text in enumerate(_inputs(body["input"]))
+    ]
+
+
+# A vector costs ~2.6M instructions to make (bench: ten times a whole answer's other work), and RAG tests
+# embed the same documents and queries again and again: the last few hundred short texts' encoded
+# vectors are kept. Bounded in bytes: texts of up to 1024 characters, 256 entries (a base64 vector is
+# ~8 KB, a float one ~50 KB as a tuple: at most ~13 MB in all); a longer text is made every time.
+@lru_cache(maxsize=256)
+def _encoded_short(text: str, seed: int, size: int, dimensions: int | None, as_base64: bool) -> Any:
+    return _encode(embed(text, seed, size, dimensions), as_base64)
+
+
+def _encoded(text: str, seed: int, size: int, dimensions: int | None, as_base64: bool) -> Any:
+    if len(text) <= 1024:
+        return _encoded_short(text, seed, size, dimensions, as_base64)
+    return _encode(embed(text, seed, size, dimensions), as_base64)
+
+
+def _encode(vector: list[float], as_base64: bool) -> Any:
+    if as_base64:  # little-endian float32, as the SDK decodes it
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return tuple(vector)  # kept in a cache: not to be changed
 
 
 def _body(request: Request, model: str, prompt_tokens: int, seed: int) -> bytes:
