@@ -22,7 +22,7 @@ from .limits import cut
 from .request import Request
 from .scenario import ErrorSpec, Fault, Generate
 from .sse import Event, frame
-from .structured import asked, json_text, schema_in_text, tool_arguments
+from .structured import agent_turn, asked, json_text, schema_in_text, tool_arguments
 from .tokens import count_tokens, split_tokens
 
 if TYPE_CHECKING:
@@ -114,6 +114,8 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
             else Derived(derived.seed, rule.key, 0).number(f"generate, seed {request.seed}")
         )
         wanted = asked(request.endpoint, request.body)
+        if wanted is None and script.generate.call_tools and request.body.get("tools"):
+            wanted = agent_turn(request.endpoint, request.body)
         if wanted is not None and wanted.kind == "tool" and wanted.name is not None:
             # A forced tool call (`tool_choice`): the call, with arguments valid for the tool's schema.
             arguments = tool_arguments(wanted.schema, number)

@@ -249,6 +249,9 @@ class Generate(_Strict):
     sentences: int | None = Field(default=None, ge=1, le=1000)
     words: int | None = Field(default=None, ge=1, le=10000)
     paragraphs: int | None = Field(default=None, ge=1, le=100)
+    # As an agent's model: call the first offered tool until the conversation ends in a tool result,
+    # then answer in text (mockllm/structured.py, agent_turn). The bundled catch-all does.
+    call_tools: bool = False
 
     @model_validator(mode="after")
     def _at_most_one(self) -> Generate:

@@ -93,6 +93,7 @@ _KEYS: dict[str, dict[str, str]] = {
         "sentences": "How many sentences.",
         "words": "How many words.",
         "paragraphs": "How many paragraphs.",
+        "call_tools": "As an agent's model: call the first offered tool until a tool result comes back, then answer.",
     },
     "Timing": {
         "preset": "A named profile of ttft and gaps.",

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from .fakejson import instance
 
-__all__ = ["Asked", "asked", "instance", "json_text", "schema_in_text", "tool_arguments"]
+__all__ = ["Asked", "agent_turn", "asked", "instance", "json_text", "schema_in_text", "tool_arguments"]
 
 _ANY_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -129,14 +129,19 @@ def _json_format(fmt: Any, nested: bool) -> Asked | None:
     return Asked("json", schema, name if isinstance(name, str) else None, spec.get("strict") is True)
 
 
-def _openai(body: Mapping[str, Any], nested: bool) -> Asked | None:
-    """Chat (`nested`: tools hold a `function`, the format `json_schema`) and Responses."""
+def _openai_tools(body: Mapping[str, Any], nested: bool) -> list[tuple[str, Any, bool]]:
     tools: list[tuple[str, Any, bool]] = []
     for tool in body.get("tools") or ():
         if isinstance(tool, Mapping) and tool.get("type", "function") == "function":
             spec = tool.get("function") if nested else tool
             if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
                 tools.append((spec["name"], spec.get("parameters"), spec.get("strict") is True))
+    return tools
+
+
+def _openai(body: Mapping[str, Any], nested: bool) -> Asked | None:
+    """Chat (`nested`: tools hold a `function`, the format `json_schema`) and Responses."""
+    tools = _openai_tools(body, nested)
     choice = body.get("tool_choice")
     if choice == "required":
         forced = _pick(tools, None)
@@ -155,12 +160,16 @@ def _openai(body: Mapping[str, Any], nested: bool) -> Asked | None:
     return _json_format(text.get("format"), False) if isinstance(text, Mapping) else None
 
 
-def _anthropic(body: Mapping[str, Any]) -> Asked | None:
-    tools = [
+def _anthropic_tools(body: Mapping[str, Any]) -> list[tuple[str, Any, bool]]:
+    return [
         (tool["name"], tool.get("input_schema"), tool.get("strict") is True)
         for tool in body.get("tools") or ()
         if isinstance(tool, Mapping) and isinstance(tool.get("name"), str) and "input_schema" in tool
     ]
+
+
+def _anthropic(body: Mapping[str, Any]) -> Asked | None:
+    tools = _anthropic_tools(body)
     choice = body.get("tool_choice")
     if isinstance(choice, Mapping) and choice.get("type") == "any":
         return _pick(tools, None)
@@ -181,13 +190,18 @@ def _get(mapping: Any, camel: str, snake: str) -> Any:
     return mapping.get(snake) if value is None else value
 
 
-def _gemini(body: Mapping[str, Any]) -> Asked | None:
+def _gemini_tools(body: Mapping[str, Any]) -> list[tuple[str, Any, bool]]:
     tools = []
     for tool in body.get("tools") or ():
         for declaration in _get(tool, "functionDeclarations", "function_declarations") or ():
             if isinstance(declaration, Mapping) and isinstance(declaration.get("name"), str):
                 schema = _get(declaration, "parametersJsonSchema", "parameters_json_schema")
                 tools.append((declaration["name"], schema or declaration.get("parameters"), False))
+    return tools
+
+
+def _gemini(body: Mapping[str, Any]) -> Asked | None:
+    tools = _gemini_tools(body)
     calling = _get(_get(body, "toolConfig", "tool_config"), "functionCallingConfig", "function_calling_config")
     if str(_get(calling, "mode", "mode") or "").upper() == "ANY":
         allowed = _get(calling, "allowedFunctionNames", "allowed_function_names")
@@ -213,3 +227,58 @@ _READERS: dict[str, Callable[[Mapping[str, Any]], Asked | None]] = {
 
 
 # -- making a value ------------------------------------------------------------------------------
+
+
+# -- an agent's turn -----------------------------------------------------------------------------
+
+
+def agent_turn(endpoint: str, body: Mapping[str, Any]) -> Asked | None:
+    """What an agent's model does with the tools a request offers (a `generate` reply with
+    `call_tools: true`, such as the bundled catch-all): before any tool result, it calls the first
+    offered tool (with arguments valid for its schema); once the conversation ends in a tool result,
+    or when the request says `tool_choice: none`, it answers in text (None). Never raises."""
+    try:
+        tools = _TOOLS[endpoint](body) if endpoint in _TOOLS else []
+        if not tools or body.get("tool_choice") == "none" or _ends_in_a_tool_result(endpoint, body):
+            return None
+    except (TypeError, AttributeError, KeyError, IndexError):  # an odd body: the dialect took it, we pass
+        return None
+    name, schema, strict = tools[0]
+    return Asked("tool", schema if isinstance(schema, Mapping) else None, name, strict)
+
+
+_TOOLS: dict[str, Callable[[Mapping[str, Any]], list[tuple[str, Any, bool]]]] = {
+    "chat": lambda body: _openai_tools(body, True),
+    "responses": lambda body: _openai_tools(body, False),
+    "anthropic": _anthropic_tools,
+    "gemini": _gemini_tools,
+}
+
+
+def _ends_in_a_tool_result(endpoint: str, body: Mapping[str, Any]) -> bool:
+    """Whether the conversation's latest message is a tool's result (the loop's next model turn)."""
+    if endpoint == "chat":
+        messages = body.get("messages") or [{}]
+        return isinstance(messages[-1], Mapping) and messages[-1].get("role") in ("tool", "function")
+    if endpoint == "responses":
+        given = body.get("input")
+        return (
+            isinstance(given, list)
+            and bool(given)
+            and isinstance(given[-1], Mapping)
+            and (given[-1].get("type") == "function_call_output")
+        )
+    if endpoint == "anthropic":
+        messages = body.get("messages") or [{}]
+        content = messages[-1].get("content") if isinstance(messages[-1], Mapping) else None
+        return isinstance(content, list) and any(
+            isinstance(block, Mapping) and block.get("type") == "tool_result" for block in content
+        )
+    if endpoint == "gemini":
+        contents = body.get("contents") or [{}]
+        parts = contents[-1].get("parts") if isinstance(contents[-1], Mapping) else None
+        return isinstance(parts, list) and any(
+            isinstance(part, Mapping) and _get(part, "functionResponse", "function_response") is not None
+            for part in parts
+        )
+    return False

@@ -838,3 +838,24 @@ def test_chat_completions_model_for_contrast(serve, streamed: bool, include_usag
         if streamed:
             assert first.json["stream_options"] == {"include_usage": True}
         assert (usage.requests, usage.input_tokens, usage.output_tokens) == (2, 80, 14)
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_the_bundled_catch_all_runs_an_agent_loop_to_its_end(serve, api: str) -> None:
+    """No scenario of the test's own: the bundled catch-all calls the agent's tool (arguments valid for
+    its schema), then answers in text once the tool's result comes back (scenarios/default.yaml)."""
+    CALLS.clear()
+    served = serve(SCENARIOS)
+
+    def agent(client: openai.AsyncOpenAI) -> Agent[Any]:
+        model: Any = (
+            OpenAIResponsesModel(model=MODEL, openai_client=client)
+            if api == "responses"
+            else OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+        )
+        return Agent(name="Assistant", instructions="Be brief.", model=model, tools=[get_weather])
+
+    result = run(lambda c: Runner.run(agent(c), "Look up the weather, please.", run_config=NO_TRACE), served)
+    assert len(CALLS) == 1 and isinstance(CALLS[0], str)  # the tool ran once, with a valid `city`
+    assert isinstance(result.final_output, str) and result.final_output
+    assert [(e.endpoint, e.rule) for e in served.journal] == [(api, "generated-text")] * 2
