@@ -131,8 +131,11 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         pieces = tuple(split_tokens(content)) if content is not None else ()
         if script.usage_completion is None:  # else completion_tokens holds it already
             completion = len(pieces) + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
-    if request.max_tokens is not None or request.stop:
-        limited = cut(pieces, tools, request.max_tokens, request.stop)
+    cap = request.max_tokens
+    # A cap the reply fits (Anthropic's is on every request) needs no cut: only a generated text's size,
+    # or a stop sequence, needs looking at.
+    if request.stop or (cap is not None and (script.sent_tokens is None or cap < script.sent_tokens)):
+        limited = cut(pieces, tools, cap, request.stop)
         if limited is not None:
             pieces, tools = limited.pieces, limited.tools
             content = "".join(pieces) if content is not None or pieces else None

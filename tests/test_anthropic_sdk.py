@@ -328,3 +328,40 @@ def test_the_plain_stream_is_the_event_streams_bytes(reply: dict[str, Any], limi
     finally:
         AnthropicStream.plain_writes = saved  # type: ignore[method-assign]
     assert [(w.at, w.data) for w in plain.writes or ()] == [(w.at, w.data) for w in general.writes or ()]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"content": TEXT},
+        {"content": ""},
+        {"chunks": ['é "q" \\ \n', "😀\u2028"], "model": 'm"odel'},
+        {"refusal": "No."},
+        {"content": TEXT, "finish_reason": "length", "usage": {"completion_tokens": 9, "prompt_tokens": 3}},
+        {"content": TEXT, "timing": {"ttft_ms": 100, "chunk_ms": 10}},
+    ],
+)
+@pytest.mark.parametrize("limits", [{}, {"stop_sequences": [" three"]}, {"max_tokens": 2}])
+def test_the_compiled_body_is_the_general_paths(reply: dict[str, Any], limits: dict[str, Any]) -> None:
+    """A text reply not streamed takes the body compiled at load (AnthropicDialect.fast): the same
+    status, headers, body and delay as the general path (plan, then body)."""
+    from mockllm import Engine
+    from mockllm.dialects.anthropic import AnthropicDialect
+
+    body = json.dumps({"model": "c", "max_tokens": 100, "messages": USER, **limits}).encode()
+    engine = Engine(time_scale=1)
+    engine.add({"reply": reply})
+    fast = engine.handle("POST", "/v1/messages", {}, body)
+    saved = AnthropicDialect.fast
+    try:
+        AnthropicDialect.fast = lambda self, *args: None  # type: ignore[method-assign,assignment,return-value]
+        engine.reset()
+        general = engine.handle("POST", "/v1/messages", {}, body)
+    finally:
+        AnthropicDialect.fast = saved  # type: ignore[method-assign]
+    assert (fast.status, fast.headers, fast.body, fast.delay) == (
+        general.status,
+        general.headers,
+        general.body,
+        general.delay,
+    )

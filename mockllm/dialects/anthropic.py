@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..answer import Answer
 from ..errors import RequestError
 from ..request import Request, stream_flag, type_name
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
-from .openai import SSE_HEADERS, Header
+
+if TYPE_CHECKING:
+    import random
+
+    from ..derive import Derived
+    from ..router import Hit
+    from ..script import Script
+from .openai import JSON_HEADERS, SSE_HEADERS, Header
 
 __all__ = ["ANTHROPIC", "AnthropicStream"]
 
@@ -53,6 +61,7 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
 _ROLES = ("user", "assistant")
 _CACHE_CONTROL: Header = (b"cache-control", b"no-cache")
 _SSE_TYPE = SSE_HEADERS[0]
+_JSON_TYPE = JSON_HEADERS[0]
 _RATE_HEADERS: tuple[Header, ...] = (
     (b"anthropic-ratelimit-requests-limit", b"4000"),
     (b"anthropic-ratelimit-requests-remaining", b"3999"),
@@ -393,6 +402,46 @@ class AnthropicDialect(Dialect):
         if content_type is _SSE_TYPE or content_type == _SSE_TYPE:
             made.append(_CACHE_CONTROL)
         return made
+
+    # The usual answer, a text reply not streamed, from its body compiled once per reply (`prepare`), as
+    # chat's: the message id, the model, the input tokens filled in (tests/test_anthropic_sdk.py checks
+    # it against the general path). Anthropic requests always carry `max_tokens`: a cap the reply fits.
+    def prepare(self, script: Script) -> None:
+        template = None
+        if (
+            not script.tools
+            and script.content is not None
+            and script.generate is None
+            and script.transcript is None
+            and script.error is None
+            and script.completion_tokens is not None
+        ):
+            stop = "refusal" if script.refusal else _STOP.get(script.finish_reason, "end_turn")
+            usage = _usage(0, script.completion_tokens)
+            tail = _dumps({"stop_reason": stop, "stop_sequence": None, "usage": usage})  # input_tokens 0: a slot
+            before, after = tail.split('"input_tokens":0', 1)
+            content = _dumps([{"type": "text", "text": script.content}])
+            template = (
+                f',"type":"message","role":"assistant","content":{content},{before[1:]}"input_tokens":',
+                f"{after[:-1]}}}",
+            )
+        script.compiled[self.name] = template
+
+    def fast(
+        self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any
+    ) -> Answer | None:
+        script = hit.reply
+        template = script.compiled[self.name]
+        if template is None or request.stream or script.fault is not None or request.stop:
+            return None
+        if request.max_tokens is not None and request.max_tokens < (script.sent_tokens or 0):
+            return None  # the cap cuts it: the general path
+        delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
+        prompt = script.usage_prompt if script.usage_prompt is not None else request.prompt_tokens
+        middle, end = template
+        model = _dumps(script.model or request.model)
+        body = f'{{"model":{model},"id":"msg_01{_base58(derived.core[:22], 22)}"{middle}{prompt}{end}'.encode()
+        return Answer(200, self.headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
         message_id, tool_ids = _ids(call)
