@@ -324,13 +324,22 @@ def _rule(
                     source,
                     _line(lines, at),
                     dotted(at),
-                    "a reply needs one of content, chunks, generate, refusal, tool_calls, sse, error",
+                    "a reply needs one of content, chunks, generate, refusal, tool_calls, sse, error, vectors",
                 )
             )
         else:
             unsent = _unsent_fault(rule, full)
             if unsent:
                 problems.append(Problem(source, _line(lines, (*at, "fault")), dotted((*at, "fault")), unsent))
+            if full.vectors is not None and rule.match.endpoints != ("embeddings",):
+                problems.append(
+                    Problem(
+                        source,
+                        _line(lines, (*at, "vectors")),
+                        dotted((*at, "vectors")),
+                        "only embeddings answers with vectors: give the rule `match: {endpoint: embeddings}`",
+                    )
+                )
             for name in rule.match.endpoints or ():
                 why = DIALECTS[name].unsendable(full)  # a reply the API named cannot express
                 if why:

@@ -38,7 +38,7 @@ FaultKind = Literal["disconnect", "error_event", "stall", "malformed", "no_done"
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 # The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
-BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "sse", "error")
+BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "sse", "error", "vectors")
 
 
 class _Strict(BaseModel):
@@ -363,6 +363,7 @@ class Reply(_Strict):
     chunks: list[str] | None = None
     generate: Generate | None = None
     refusal: str | None = None  # the model refuses, in each API's form (chat `refusal`, Responses' refusal part)
+    vectors: dict[str, list[float]] | None = None  # embeddings: an input text -> the vector sent for it
     tool_calls: list[ToolCall] | None = None
     sse: str | None = None
     error: ErrorSpec | None = None

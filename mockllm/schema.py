@@ -66,6 +66,7 @@ _KEYS: dict[str, dict[str, str]] = {
         "content": "The text, streamed in chunks cut like GPT tokens.",
         "chunks": 'Explicit text deltas, sent as given ("" is a real empty delta).',
         "generate": "Deterministic generated text: one of sentences, words, paragraphs.",
+        "vectors": "Embeddings only: an input text -> the vector sent for it (other inputs get their own).",
         "refusal": "The model refuses, with this text, in each API's form (chat message.refusal, a Responses "
         "refusal part, Anthropic stop_reason refusal).",
         "tool_calls": "Function calls, alone or with content/chunks.",

@@ -54,6 +54,7 @@ class Script:
     instant: bool  # the schedule never waits (at any time scale)
     # The reply's keys that answers read as given.
     refusal: bool  # the text (content, pieces) is a refusal
+    vectors: dict[str, tuple[float, ...]] | None  # embeddings: the vectors pinned for these input texts
     error: ErrorSpec | None
     fault: Fault | None
     generate: Generate | None
@@ -144,6 +145,7 @@ def compile_reply(reply: Reply) -> Script:
         chunk_count=len(pieces) + tool_chunks,
         instant=schedule.is_instant,
         refusal=reply.refusal is not None,
+        vectors={text: tuple(v) for text, v in reply.vectors.items()} if reply.vectors is not None else None,
         error=reply.error,
         fault=reply.fault,
         generate=reply.generate,

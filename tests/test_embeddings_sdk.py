@@ -125,3 +125,27 @@ def test_stream_is_refused(serve) -> None:
     raw = httpx.post(f"{served.base_url}/embeddings", json={"model": "m", "input": "x", "stream": True})
     assert raw.status_code == 400
     assert json.loads(raw.text)["error"]["message"] == "Unrecognized request argument supplied: stream"
+
+
+def test_a_scenario_pins_the_vector_of_an_input(serve) -> None:
+    """`vectors:` maps an input text to the vector sent for it (both encodings); other inputs of the same
+    request get their own, and a rule with `vectors` must name the embeddings API only."""
+    import pytest
+
+    from mockllm import ScenarioError, load_text
+
+    pinned = [0.6, 0.8, 0.0]
+    served = serve({"match": {"endpoint": "embeddings"}, "reply": {"vectors": {"the pinned one": pinned}}})
+    client = openai.OpenAI(base_url=served.base_url, api_key="test", max_retries=0)
+    for fmt in ("float", "base64"):
+        result = client.embeddings.create(
+            model="text-embedding-3-small", input=["the pinned one", "another"], encoding_format=fmt
+        )  # type: ignore[call-overload]
+        first, second = (item.embedding for item in result.data)
+        if fmt == "base64":  # asked for by the caller, the SDK hands the base64 text over as it came
+            first, second = (
+                list(struct.unpack(f"<{len(base64.b64decode(v)) // 4}f", base64.b64decode(v))) for v in (first, second)
+            )  # type: ignore[arg-type]
+        assert first == pytest.approx(pinned, abs=1e-7) and len(second) == 1536
+    with pytest.raises(ScenarioError, match="only embeddings answers with vectors"):
+        load_text("version: 1\nrules:\n  - reply: {vectors: {a: [1.0]}}\n", "bad.yaml")

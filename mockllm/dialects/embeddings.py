@@ -164,13 +164,21 @@ def embed(text: str, seed: int, size: int, dimensions: int | None = None) -> lis
     return list(struct.unpack(f"<{length}f", struct.pack(f"<{length}f", *scaled)))  # as float32, as sent
 
 
-def _data(request: Request, seed: int) -> list[dict[str, Any]]:
+def _data(request: Request, seed: int, pinned: dict[str, tuple[float, ...]]) -> list[dict[str, Any]]:
+    """One embedding per input: the scenario's pinned vector for that text (`vectors:`, sent as given),
+    else the text's own."""
     body = request.body
     size = model_dimensions(request.model)
     as_base64 = body.get("encoding_format") == "base64"
     dimensions = body.get("dimensions")
     return [
-        {"object": "embedding", "index": index, "embedding": _encoded(text, seed, size, dimensions, as_base64)}
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _encode(list(pinned[text]), as_base64)
+            if text in pinned
+            else _encoded(text, seed, size, dimensions, as_base64),
+        }
         for index, text in enumerate(_inputs(body["input"]))
     ]
 
@@ -196,10 +204,12 @@ def _encode(vector: list[float], as_base64: bool) -> Any:
     return tuple(vector)  # kept in a cache: not to be changed
 
 
-def _body(request: Request, model: str, prompt_tokens: int, seed: int) -> bytes:
+def _body(
+    request: Request, model: str, prompt_tokens: int, seed: int, pinned: dict[str, tuple[float, ...]] | None = None
+) -> bytes:
     listing = {
         "object": "list",
-        "data": _data(request, seed),
+        "data": _data(request, seed, pinned or {}),
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
@@ -253,11 +263,11 @@ class EmbeddingsDialect(Dialect):
         delay = 0.0 if not scale or script.instant else script.offsets(1, rng, scale)[-1]
         model = script.model or request.model
         prompt = script.usage_prompt if script.usage_prompt is not None else request.prompt_tokens
-        body = _body(request, model, prompt, derived.seed)
+        body = _body(request, model, prompt, derived.seed, script.vectors)
         return Answer(200, _headers(model, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
-        return _body(call.request, call.model, call.prompt_tokens, call.derived.seed)
+        return _body(call.request, call.model, call.prompt_tokens, call.derived.seed, call.script.vectors)
 
 
 EMBEDDINGS = EmbeddingsDialect()
