@@ -52,11 +52,15 @@ def uvicorn_config(
 
 
 def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A TCP socket bound to host:port (port 0 picks a free one), so the real port is known."""
+    """A TCP socket listening on host:port (port 0 picks a free one), so the real port is known.
+
+    It listens at once, before the server starts: a client that connects as soon as the URL is
+    printed waits in the backlog instead of being refused (the server takes it when it starts)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
     except OSError:
         sock.close()
         raise

@@ -446,3 +446,12 @@ def test_serve_on_ipv6_loopback_prints_a_url_that_works(tmp_path: Path) -> None:
         served.proc.send_signal(signal.SIGTERM)
         code, err = served.wait(timeout=10)
     assert code == 0, err
+
+
+def test_the_socket_listens_before_the_server_starts() -> None:
+    """`mockllm serve` prints its URL once the socket is bound; a client that connects at once must wait in
+    the backlog, not be refused (it was, now and then, on IPv6: the server had not called listen yet)."""
+    from mockllm.server import listen
+
+    with listen("127.0.0.1", 0) as sock, socket.create_connection(sock.getsockname()[:2], timeout=2):
+        pass  # queued: no server has accepted yet, and none needs to for the connection to be made
