@@ -151,7 +151,6 @@ def test_models_list_of_the_bundled_folder(serve) -> None:
 
 # -- the Gemini API: every bundled rule that names no other API answers it, in its own wire format ------
 
-GEMINI_KINDS = ("error", "fault", "sse")  # what decides an answer's shape besides text and tool calls
 GEMINI_RULES = bundled_rules("gemini")
 
 
