@@ -7,9 +7,11 @@ one another (importing a test module runs its module-level code and re-collects 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import socket
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ __all__ = [
     "faulted",
     "fetch_bytes",
     "http_chunks",
+    "openai_schema_defs",
     "readme_blocks",
     "reference_bytes",
     "release",
@@ -192,3 +195,34 @@ def asking(rule: dict[str, Any], default_model: str) -> tuple[str, str]:
         assert rule["name"] in REGEX_EXAMPLES, f"give REGEX_EXAMPLES in tests/helpers.py a text for {rule['name']}"
         return model, REGEX_EXAMPLES[str(rule["name"])]
     return model, user.get("equals") or user.get("contains") or "Tell me about the weather."
+
+
+# -- OpenAI's schemas, as live traffic reads them --------------------------------------------------
+
+
+def _allow_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+@cache
+def openai_schema_defs() -> dict[str, Any]:
+    """The $defs of tests/data/openai-schemas.json (OpenAI's OpenAPI description, extracted), with the few
+    changes where live traffic and the OAS disagree."""
+    defs = copy.deepcopy(json.loads((ROOT / "tests" / "data" / "openai-schemas.json").read_text())["$defs"])
+    # Where the 2026 OAS and live traffic disagree, live traffic wins (dialects.md section 1):
+    # - "Usage": terminal objects only, else `"usage": null`; the OAS Response.usage is not nullable.
+    # - "Usage": input_tokens_details is {"cached_tokens": 0}; the OAS also requires cache_write_tokens.
+    # - the body's key list has `user`, null when not sent (live: `"user":null`); the OAS has `user: string`.
+    response = defs["Response"]["allOf"][2]["properties"]
+    response["usage"] = _allow_null(response["usage"])
+    defs["ModelResponseProperties"]["properties"]["user"] = _allow_null(
+        defs["ModelResponseProperties"]["properties"]["user"]
+    )
+    details = defs["ResponseUsage"]["properties"]["input_tokens_details"]
+    details["required"] = [name for name in details["required"] if name != "cache_write_tokens"]
+    # - response.function_call_arguments.done has no `name` in live traffic (pydantic-ai's 2026 capture
+    #   tests/models/cassettes/test_openai_responses/test_openai_responses_stream.yaml; openai 3.x's
+    #   type dropped it too), though the OAS (and openai 2.x's type) require it.
+    done = defs["ResponseFunctionCallArgumentsDoneEvent"]
+    done["required"] = [name for name in done["required"] if name != "name"]
+    return defs

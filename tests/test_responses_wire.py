@@ -8,10 +8,8 @@ openai/openai-openapi by tests/data/extract_openapi_schemas.py).
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import jsonschema
 import openai
 import pytest
 from helpers import http_chunks as raw_http_chunks
+from helpers import openai_schema_defs
 
 from mockllm import Engine
 
@@ -101,35 +100,12 @@ def sdk_text(served: Any) -> str:
 # -- the OpenAPI description -----------------------------------------------------------------------
 
 
-def _allow_null(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-@cache
-def _defs() -> dict[str, Any]:
-    defs = copy.deepcopy(json.loads(SCHEMAS.read_text())["$defs"])
-    # Where the 2026 OAS and live traffic disagree, live traffic wins (dialects.md section 1):
-    # - "Usage": terminal objects only, else `"usage": null`; the OAS Response.usage is not nullable.
-    # - "Usage": input_tokens_details is {"cached_tokens": 0}; the OAS also requires cache_write_tokens.
-    # - the body's key list has `user`, null when not sent (live: `"user":null`); the OAS has `user: string`.
-    response = defs["Response"]["allOf"][2]["properties"]
-    response["usage"] = _allow_null(response["usage"])
-    defs["ModelResponseProperties"]["properties"]["user"] = _allow_null(
-        defs["ModelResponseProperties"]["properties"]["user"]
-    )
-    details = defs["ResponseUsage"]["properties"]["input_tokens_details"]
-    details["required"] = [name for name in details["required"] if name != "cache_write_tokens"]
-    # - response.function_call_arguments.done has no `name` in live traffic (pydantic-ai's 2026 capture
-    #   tests/models/cassettes/test_openai_responses/test_openai_responses_stream.yaml; openai 3.x's
-    #   type dropped it too), though the OAS (and openai 2.x's type) require it.
-    done = defs["ResponseFunctionCallArgumentsDoneEvent"]
-    done["required"] = [name for name in done["required"] if name != "name"]
-    return defs
-
-
-@cache
 def _validator(name: str) -> jsonschema.Draft202012Validator:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": _defs(), "$ref": f"#/$defs/{name}"}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": openai_schema_defs(),
+        "$ref": f"#/$defs/{name}",
+    }
     return jsonschema.Draft202012Validator(schema)
 
 
