@@ -200,3 +200,41 @@ def test_unmatched_is_a_litellm_error(serve) -> None:
     else:
         raise AssertionError("an unmatched request must fail")
     assert len(served.journal) == 1
+
+
+# -- the request's parameters shape the answer (mockllm/limits.py, logprobs, n, structured output) ------
+
+COUNT = {"reply": {"content": "one two three four five"}}
+
+
+def test_max_tokens_stop_n_and_logprobs_through_litellm(serve) -> None:
+    served = serve(COUNT)
+    capped = litellm.completion(model="openai/gpt-4o", messages=HELLO, max_tokens=2, **base(served))
+    assert (capped.choices[0].message.content, capped.choices[0].finish_reason) == ("one two", "length")
+    assert capped.usage.completion_tokens == 2
+    stopped = litellm.completion(model="openai/gpt-4o", messages=HELLO, stop=[" four"], **base(served))
+    assert stopped.choices[0].message.content == "one two three"
+    many = litellm.completion(model="openai/gpt-4o", messages=HELLO, n=2, **base(served))
+    assert [c.message.content for c in many.choices] == ["one two three four five"] * 2
+    probed = litellm.completion(model="openai/gpt-4o", messages=HELLO, logprobs=True, top_logprobs=2, **base(served))
+    tokens = probed.choices[0].logprobs["content"]
+    assert [t["token"] for t in tokens] == ["one", " two", " three", " four", " five"]
+    assert all(t["logprob"] <= 0 and len(t["top_logprobs"]) == 2 for t in tokens)
+    streamed = litellm.completion(model="openai/gpt-4o", messages=HELLO, max_tokens=2, stream=True, **base(served))
+    chunks = list(streamed)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["length"]
+
+
+def test_structured_output_through_litellm(serve) -> None:
+    import json
+
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    served = serve(SCENARIOS)  # the bundled catch-all answers JSON of the asked schema
+    answer = litellm.completion(model="openai/gpt-4o-mini", messages=HELLO, response_format=City, **base(served))
+    City.model_validate(json.loads(answer.choices[0].message.content))
