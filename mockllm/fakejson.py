@@ -38,7 +38,6 @@ from __future__ import annotations
 import datetime
 import functools
 import importlib
-import json
 import math
 import random
 import threading
@@ -48,6 +47,8 @@ from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+from .dialects.openai import dumps
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -95,10 +96,6 @@ _NAMED: tuple[tuple[str, str], ...] = (
     ("job", "job"),
     ("name", "name"),
 )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def instance(schema: Mapping[str, Any], seed: int) -> Any:
@@ -355,7 +352,7 @@ class _Generator:
             sub = prefix[index] if index < len(prefix) else contains if index == 0 and contains else items
             item = self.value(sub, depth + 1, name)
             if unique:
-                if (token := _dumps(item)) in seen:
+                if (token := dumps(item)) in seen:
                     continue
                 seen.add(token)
             out.append(item)

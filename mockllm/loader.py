@@ -200,8 +200,7 @@ def load_text(text: str, source: str = "<text>") -> Scenario:
             # A key after `rules` (defaults, time_scale) changes the rules already compiled: load the
             # file again, the plain way (only such files pay for it).
             parsed.clear()
-            del data
-            streamed = _RuleStream(source)
+            del data, streamed  # the rules compiled so far: let go before the file is parsed again
             parsed.append(parse_yaml(text, source))
         return _load_parsed(parsed, source)
 

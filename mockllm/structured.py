@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .dialects.openai import dumps
 from .fakejson import instance
 
 __all__ = ["Asked", "agent_turn", "asked", "instance", "json_text", "schema_in_text", "tool_arguments"]
@@ -41,7 +42,7 @@ class Asked:
 def json_text(schema: Mapping[str, Any] | None, seed: int) -> str:
     """Compact JSON text for a JSON answer; when `schema` is None (`json_object`), an object of one or
     two words mapped to sentences."""
-    return _dumps(instance(schema if schema is not None else _ANY_OBJECT, seed))
+    return dumps(instance(schema if schema is not None else _ANY_OBJECT, seed))
 
 
 def tool_arguments(schema: Mapping[str, Any] | None, seed: int) -> str:
@@ -49,7 +50,7 @@ def tool_arguments(schema: Mapping[str, Any] | None, seed: int) -> str:
     if not isinstance(schema, Mapping) or not schema:
         return "{}"
     value = instance(schema, seed)
-    return _dumps(value) if isinstance(value, dict) else "{}"
+    return dumps(value) if isinstance(value, dict) else "{}"
 
 
 def schema_in_text(text: str) -> Mapping[str, Any] | None:
@@ -72,10 +73,6 @@ def schema_in_text(text: str) -> Mapping[str, Any] | None:
             return found
         start += 1
     return None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- reading the request ------------------------------------------------------------------------
