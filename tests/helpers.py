@@ -21,6 +21,7 @@ __all__ = [
     "LITELLM_FAILS_WITHOUT_FINISH",
     "PLUGIN_SCENARIOS",
     "README",
+    "RESPONSE_EVENT_SCHEMAS",
     "ROOT",
     "SCENARIOS",
     "TRANSPORT_HEADERS",
@@ -226,3 +227,23 @@ def openai_schema_defs() -> dict[str, Any]:
     done = defs["ResponseFunctionCallArgumentsDoneEvent"]
     done["required"] = [name for name in done["required"] if name != "name"]
     return defs
+
+
+# The Responses API's events, by name, and the OAS schema of each.
+RESPONSE_EVENT_SCHEMAS = {
+    "response.created": "ResponseCreatedEvent",
+    "response.in_progress": "ResponseInProgressEvent",
+    "response.output_item.added": "ResponseOutputItemAddedEvent",
+    "response.output_item.done": "ResponseOutputItemDoneEvent",
+    "response.content_part.added": "ResponseContentPartAddedEvent",
+    "response.content_part.done": "ResponseContentPartDoneEvent",
+    "response.output_text.delta": "ResponseTextDeltaEvent",
+    "response.output_text.done": "ResponseTextDoneEvent",
+    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
+    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
+    "response.completed": "ResponseCompletedEvent",
+    "response.incomplete": "ResponseIncompleteEvent",
+    "response.failed": "ResponseFailedEvent",
+    # "error" is left out: the OAS documents a flat {"type":"error","code","message",...}, live
+    # traffic (and this fake) sends the nested {"type":"error","error":{...}} (dialects.md section 1).
+}

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import SCENARIOS, asking, bundled_rules, openai_schema_defs
+from helpers import RESPONSE_EVENT_SCHEMAS, SCENARIOS, asking, bundled_rules, openai_schema_defs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -28,24 +28,7 @@ APIS = {
     "chat": ("/chat/completions", "CreateChatCompletionResponse", "CreateChatCompletionStreamResponse"),
     "completions": ("/completions", "CreateCompletionResponse", "CreateCompletionResponse"),
     "embeddings": ("/embeddings", "CreateEmbeddingResponse", None),
-    "responses": ("/responses", "Response", "event"),  # each event by its name: RESPONSE_EVENTS
-}
-# The Responses API's events and their schemas (an `error` event is left out: the OAS documents a flat
-# {"type":"error","code","message"}, live traffic sends the nested one, shared/dialects.md section 1).
-RESPONSE_EVENTS = {
-    "response.created": "ResponseCreatedEvent",
-    "response.in_progress": "ResponseInProgressEvent",
-    "response.output_item.added": "ResponseOutputItemAddedEvent",
-    "response.output_item.done": "ResponseOutputItemDoneEvent",
-    "response.content_part.added": "ResponseContentPartAddedEvent",
-    "response.content_part.done": "ResponseContentPartDoneEvent",
-    "response.output_text.delta": "ResponseTextDeltaEvent",
-    "response.output_text.done": "ResponseTextDoneEvent",
-    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
-    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
-    "response.completed": "ResponseCompletedEvent",
-    "response.incomplete": "ResponseIncompleteEvent",
-    "response.failed": "ResponseFailedEvent",
+    "responses": ("/responses", "Response", "event"),  # each event by its name: RESPONSE_EVENT_SCHEMAS
 }
 
 
@@ -139,7 +122,7 @@ def test_bundled_answers_validate(serve, endpoint: str, stream: bool, file: str,
             kind = name.removeprefix("event: ")
             if kind == "error" and fault == "error_event":
                 continue
-            check(RESPONSE_EVENTS[kind], payload)
+            check(RESPONSE_EVENT_SCHEMAS[kind], payload)
         return
     chunks = []
     for event in response.text.split("\n\n"):

@@ -17,6 +17,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
+from helpers import RESPONSE_EVENT_SCHEMAS as EVENT_SCHEMAS
 from helpers import http_chunks as raw_http_chunks
 from helpers import openai_schema_defs
 
@@ -28,23 +29,6 @@ REQUEST_ID = re.compile(r"^req_[0-9a-f]{32}$")
 EOL = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
 STREAM = {"model": "m", "input": "Count", "stream": True}
 SCHEMAS = Path(__file__).parent / "data" / "openai-schemas.json"
-EVENT_SCHEMAS = {
-    "response.created": "ResponseCreatedEvent",
-    "response.in_progress": "ResponseInProgressEvent",
-    "response.output_item.added": "ResponseOutputItemAddedEvent",
-    "response.output_item.done": "ResponseOutputItemDoneEvent",
-    "response.content_part.added": "ResponseContentPartAddedEvent",
-    "response.content_part.done": "ResponseContentPartDoneEvent",
-    "response.output_text.delta": "ResponseTextDeltaEvent",
-    "response.output_text.done": "ResponseTextDoneEvent",
-    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
-    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
-    "response.completed": "ResponseCompletedEvent",
-    "response.incomplete": "ResponseIncompleteEvent",
-    "response.failed": "ResponseFailedEvent",
-    # "error" is left out: the OAS documents a flat {"type":"error","code","message",...}, live
-    # traffic (and this fake) sends the nested {"type":"error","error":{...}} (dialects.md section 1).
-}
 
 
 def rule(reply: dict[str, Any], **scenario: Any) -> dict[str, Any]:
