@@ -8,22 +8,26 @@ opens no socket.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from .answer import Answer
+from .callbacks import CallbackError, call
 from .derive import Derived
 from .dialects import CHAT_DIALECT, DIALECTS, Dialect
 from .dialects.openai import JSON_HEADERS, error_body
-from .errors import RequestError
+from .errors import RequestError, ScenarioError
 from .journal import Entry, Journal
 from .loader import Scenario, load, load_mapping
 from .plan import error_answer, plan
-from .router import Hit, Router
+from .request import Request
+from .router import Hit, Router, Rule
 from .routes import Methods, resolve
+from .script import Script
 from .strict import check
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
@@ -86,13 +90,32 @@ class Engine:
             self.use(scenario)
         return scenarios
 
-    def add(self, data: Mapping[str, Any], source: str = "<inline>") -> Scenario:
-        """Add rules from a mapping: a whole scenario (`rules:`), or one rule (`reply:`...)."""
+    def add(
+        self,
+        data: Mapping[str, Any],
+        source: str = "<inline>",
+        *,
+        when: Callable[[Request], Any] | None = None,
+        respond: Callable[[Request], Any] | None = None,
+    ) -> Scenario:
+        """Add rules from a mapping: a whole scenario (`rules:`), or one rule (`reply:`...).
+
+        For one rule, Python code may take part (mockllm/callbacks.py): `when(request)` must also
+        hold for it to match, and `respond(request)` makes each call's reply (reply keys as a mapping,
+        or a str: the content), in place of `reply`. Either may be async.
+        """
+        if (when is not None or respond is not None) and "rules" in data:
+            raise ValueError("when= and respond= go with one rule, not a scenario of `rules`")
         if "rules" not in data:
-            data = {"version": 1, "rules": [dict(data)]}
+            rule = dict(data)
+            if respond is not None and "reply" not in rule and "replies" not in rule:
+                rule["reply"] = {"content": ""}  # what `respond` returns replaces it at every call
+            data = {"version": 1, "rules": [rule]}
         elif "version" not in data:
             data = {"version": 1, **data}
         scenario = load_mapping(dict(data), source)
+        if when is not None or respond is not None:
+            scenario.rules = [dataclasses.replace(r, when=when, respond=respond) for r in scenario.rules]
         self.use(scenario)
         return scenario
 
@@ -168,7 +191,17 @@ class Engine:
                 if entry is not None:
                     entry.status, entry.error = refused.status, refused.message
                 return self._refused(dialect, refused, entry)
-        routed = self.router.route(request)
+        try:
+            routed = self.router.route(request)
+            if isinstance(routed, Hit) and routed.rule.respond is not None:
+                routed = Hit(routed.rule, _responded(routed.rule, request), routed.call_index)
+        except CallbackError as exc:  # a test's callable raised: its traceback, as a 500 and in the journal
+            payload = dialect.error_body(exc.text, "mockllm_error", None, "callback_failed", status=500)
+            answer = error_answer(500, payload, self._request_id(entry), _NO_RETRY, dialect)
+            if entry is not None:
+                entry.status, entry.error = 500, exc.text
+                answer.entry = entry
+            return answer
         if isinstance(routed, Hit):
             answer = plan(routed, request, dialect, self.seed, self.time_scale, state)
             if entry is None:
@@ -309,6 +342,22 @@ def listing_dialect(headers: Mapping[str, str]) -> Dialect:
         if dialect.models_header is not None and dialect.models_header in headers:
             return dialect
     return CHAT_DIALECT
+
+
+def _responded(rule: Rule, request: Request) -> Script:
+    """The reply a rule's `respond` makes for this request, compiled (as a scenario's reply would be)."""
+    assert rule.respond is not None
+    value = call(rule.respond, request)
+    keys = {"content": value} if isinstance(value, str) else value
+    if not isinstance(keys, Mapping):
+        raise CallbackError(
+            rule.respond, TypeError(f"expected reply keys (a mapping) or a str, got {type(value).__name__}")
+        )
+    try:
+        made = load_mapping({"version": 1, "rules": [{"reply": dict(keys)}]}, f"the reply of {rule.name}")
+    except ScenarioError as exc:
+        raise CallbackError(rule.respond, exc) from exc
+    return made.rules[0].replies[0]
 
 
 def _request_id(index: int) -> str:

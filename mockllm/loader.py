@@ -359,6 +359,8 @@ def _rule(
         priority=rule.priority,
         seed=rule.seed if rule.seed is not None else (defaults.seed if defaults else None),
         time_scale=head.time_scale,
+        per_conversation=(rule.sequence or head.sequence) == "conversation",
+        optional=rule.optional,
     )
 
 
@@ -487,15 +489,21 @@ def _problems(
     exc: ValidationError, data: Any, source: str, lines: Mapping[PathKey, int], prefix: PathKey = ()
 ) -> list[Problem]:
     """Each error of `exc` with its file line (`prefix`: where in `data` the validated value lies)."""
-    out: list[Problem] = []
-    seen: set[PathKey] = set()
+    # A union reports once per member: say the one of the member the value's type fits (`turn: {min: 3,
+    # max: 1}` is a range with its bounds crossed, not "not a whole number"), else the first.
+    chosen: dict[PathKey, Any] = {}
     for err in exc.errors():
         at = _data_path(data, (*prefix, *err["loc"]))
-        if at in seen:
-            continue  # a union reports once per member; the first says enough
-        seen.add(at)
-        out.append(Problem(source, _line(lines, at), dotted(at), _explain(err, at)))
-    return out
+        known = chosen.get(at)
+        if known is None or (_wrong_type(known) and not _wrong_type(err)):
+            chosen[at] = err
+    return [Problem(source, _line(lines, at), dotted(at), _explain(err, at)) for at, err in chosen.items()]
+
+
+def _wrong_type(err: Any) -> bool:
+    """An error that says only that the value is not of a union member's type."""
+    kind = str(err["type"])
+    return kind.endswith("_type") or kind in ("literal_error", "model_attributes_type")
 
 
 def _first_message(exc: ValidationError) -> str:

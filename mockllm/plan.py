@@ -22,13 +22,15 @@ from .limits import cut
 from .request import Request
 from .scenario import ErrorSpec, Fault, Generate
 from .sse import Event, frame
-from .structured import agent_turn, asked, json_text, schema_in_text, tool_arguments
+from .structured import agent_turn, asked, json_text, offered_schemas, schema_in_text, tool_arguments
+from .template import values
 from .tokens import count_tokens, split_tokens
 
 if TYPE_CHECKING:
     from faker import Faker
 
     from .router import Hit
+    from .script import Script
 
 __all__ = ["Answer", "apply_fault", "error_answer", "generate_text", "plan"]
 
@@ -105,7 +107,14 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools)
     )
     finish, stop_sequence, limited = script.finish_reason, None, None
-    if script.generate is not None:
+    quoted = False  # the text or arguments were made for this request: what was compiled of the reply does not apply
+    if script.text_template is not None or any(t.template is not None or t.from_schema for t in script.tools):
+        quoted = True
+        content, pieces, tools = _quoted(script, request, derived)
+        completion = script.usage_completion
+        if completion is None:
+            completion = len(pieces) + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
+    elif script.generate is not None:
         # The request's own `seed` makes the text: the same seed, the same text at every call (as a real
         # model's, mostly); without one, each call of the rule gets its own.
         number = (
@@ -115,7 +124,7 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         )
         wanted = asked(request.endpoint, request.body)
         if wanted is None and script.generate.call_tools and request.body.get("tools"):
-            wanted = agent_turn(request.endpoint, request.body)
+            wanted = agent_turn(request)
         if wanted is not None and wanted.kind == "tool" and wanted.name is not None:
             # A forced tool call (`tool_choice`): the call, with arguments valid for the tool's schema.
             arguments = tool_arguments(wanted.schema, number)
@@ -159,10 +168,43 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         completion_tokens=completion or 0,
         finish_reason=finish,
         stop_sequence=stop_sequence,
-        limited=limited is not None,
+        limited=limited is not None or quoted,
         offsets=script.offsets(max(count, 1), rng, scale),
         state=state,
     )
+
+
+def _quoted(
+    script: Script, request: Request, derived: Derived
+) -> tuple[str | None, tuple[str, ...], tuple[ToolCallWire, ...]]:
+    """The text and tool calls of a reply that quotes the request (mockllm/template.py), or whose
+    tool-call arguments are made for the offered tool's schema."""
+    given = values(request)
+    content, pieces = script.content, script.pieces
+    text = script.text_template
+    if text is not None:
+        filled = tuple(part.render(given) for part in text.parts)
+        pieces = tuple(split_tokens(filled[0])) if text.split else filled
+        content = filled[0] if text.split else "".join(filled)
+    tools = []
+    schemas: dict[str, Any] | None = None
+    for i, tool in enumerate(script.tools):
+        arguments = tool.arguments
+        if tool.template is not None:
+            arguments = tool.template.render(given, _json_escape)
+        elif tool.from_schema:
+            if schemas is None:
+                schemas = offered_schemas(request.endpoint, request.body)
+            number = derived.number(f"arguments {i}")
+            arguments = tool_arguments(schemas.get(tool.name), number) if tool.name in schemas else "{}"
+        fragments = tool.fragments if arguments is tool.arguments else tuple(split_tokens(arguments)) or ("",)
+        tools.append(ToolCallWire(tool.id or derived.call_id(i), tool.name, arguments, fragments))
+    return content, pieces, tuple(tools)
+
+
+def _json_escape(text: str) -> str:
+    """`text` as it goes inside a JSON string (a placeholder in tool-call arguments)."""
+    return dumps(text)[1:-1]
 
 
 # -- faults: one place for every dialect ---------------------------------------------------------

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .errors import RequestError
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 __all__ = [
     "Request",
@@ -53,6 +56,7 @@ class Request:
     n: int = 1  # how many choices the answer holds (chat and legacy completions' `n`)
     seed: int | None = None  # the request's own `seed` (chat, legacy completions, Gemini's generationConfig)
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
+    talk: Conversation | None = None  # what it says of its conversation, read when asked (mockllm/conversation.py)
 
 
 def message_text(message: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -30,12 +30,15 @@ __all__ = [
     "TextMatch",
     "Timing",
     "ToolCall",
+    "ToolResultMatch",
+    "TurnRange",
     "Usage",
 ]
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 FaultKind = Literal["disconnect", "error_event", "stall", "malformed", "no_done", "no_finish"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+Sequence = Literal["server", "conversation"]
 
 # The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
 BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "sse", "error", "vectors")
@@ -203,6 +206,49 @@ class _Pattern:
 _EMPTY_MIN = re.compile(r"(?<!\\)(?:\\\\)*\{,\d+\}")
 
 
+class ToolResultMatch(_Strict):
+    """The conversation ends in a tool's result: of the tool `name` (a glob), whose text matches
+    (at most one of equals, contains, regex); `{}` holds for any result."""
+
+    name: str | None = None
+    equals: str | None = None
+    contains: str | None = None
+    regex: str | None = None
+    _text: TextCondition | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ToolResultMatch:
+        given = {k: v for k, v in (("equals", self.equals), ("contains", self.contains), ("regex", self.regex))}
+        given = {k: v for k, v in given.items() if v is not None}
+        if len(given) > 1:
+            raise ValueError(f"expected at most one of equals, contains, regex; got {' and '.join(given)}")
+        if given:
+            self._text = TextMatch.model_validate(given).condition
+        return self
+
+    @property
+    def text(self) -> TextCondition | None:
+        return self._text
+
+
+class TurnRange(_Strict):
+    """How many turns the model has had: at least `min`, at most `max` (either may be left out)."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TurnRange:
+        if self.min is None and self.max is None:
+            raise ValueError("expected min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+Role = Literal["user", "assistant", "tool", "system"]
+
+
 class Match(_Strict):
     """Conditions on a request; all given ones must hold, a left-out one holds always."""
 
@@ -212,6 +258,18 @@ class Match(_Strict):
     user: TextMatch | None = None  # the last user message
     system: TextMatch | None = None  # the first system (or developer) message
     headers: dict[str, str] | None = None  # name (any case) -> exact value
+    # The conversation, for the steps of an agent loop (mockllm/conversation.py reads it in each API):
+    tool: str | list[str] | None = None  # the request offers a tool of this name (a glob), or of each name
+    tool_result: ToolResultMatch | None = None  # the conversation ends in a tool's result
+    turn: Annotated[int, Field(ge=0, strict=True)] | TurnRange | None = None  # the model's turns so far (0: its first)
+    last_role: Role | None = None  # the role of the last message (tool: a tool's result)
+
+    @field_validator("tool")
+    @classmethod
+    def _some_tool(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("expected at least one tool name")
+        return value
 
     @field_validator("endpoint")
     @classmethod
@@ -234,8 +292,33 @@ class Match(_Strict):
 
 class ToolCall(_Strict):
     name: str
-    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    # Left out: made per call, valid for the schema of the offered tool of that name ({} when none is).
+    arguments: dict[str, Any] | str | None = None
     id: str | None = None
+
+    @field_validator("arguments")
+    @classmethod
+    def _placeholders(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        for text in _strings(value):
+            _check_placeholders(text)
+        return value
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings in a JSON value (where a template's placeholders may be)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _check_placeholders(text: str) -> None:
+    from .template import check  # template reads requests, which import the dialects, which import this
+
+    check(text)
 
 
 class Usage(_Strict):
@@ -363,6 +446,10 @@ class Reply(_Strict):
     chunks: list[str] | None = None
     generate: Generate | None = None
     refusal: str | None = None  # the model refuses, in each API's form (chat `refusal`, Responses' refusal part)
+    # chat and legacy completions with `n` > 1: choice i says choices[i % len]; the body key stays the
+    # first choice's text (and what every other API answers)
+    choices: list[str] | None = Field(default=None, min_length=1)
+    refusal_null: bool = False  # chat streams: the first delta carries `"refusal": null`, as 2025 traffic does
     vectors: dict[str, list[float]] | None = None  # embeddings: an input text -> the vector sent for it
     tool_calls: list[ToolCall] | None = None
     sse: str | None = None
@@ -375,6 +462,13 @@ class Reply(_Strict):
     fault: Fault | None = None
     framing: Framing | None = None
 
+    @field_validator("content", "refusal", "chunks")
+    @classmethod
+    def _placeholders(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in _strings(value):
+            _check_placeholders(text)
+        return value
+
     @model_validator(mode="after")
     def _one_body(self) -> Reply:
         keys = ("content", "chunks", "generate", "refusal", "sse", "error")
@@ -383,6 +477,8 @@ class Reply(_Strict):
             raise ValueError(f"expected one of {', '.join(keys)}; got {' and '.join(texts)}")
         if self.tool_calls is not None and texts and texts[0] in ("refusal", "sse", "error"):
             raise ValueError(f"tool_calls cannot go with {texts[0]}")
+        if self.choices is not None and texts and texts[0] in ("refusal", "sse", "error"):
+            raise ValueError(f"choices cannot go with {texts[0]}")
         return self
 
     @property
@@ -404,6 +500,11 @@ class RuleSpec(_Strict):
     seed: int | None = None
     reply: Reply | None = None
     replies: list[Reply] | None = Field(default=None, min_length=1)
+    # How `replies` and `times` count: per server (every request, in arrival order), or per conversation
+    # (each conversation from the start; see mockllm/conversation.py for how one is told apart).
+    # None: the file's `sequence`, else per server.
+    sequence: Sequence | None = None
+    optional: bool = False  # the plugin's assert_all_used does not report it unused
 
     @model_validator(mode="after")
     def _reply_or_replies(self) -> RuleSpec:
@@ -419,6 +520,7 @@ class ScenarioHead(_Strict):
     defaults: Defaults | None = None
     time_scale: float | None = Field(default=None, ge=0)  # overrides the server's
     strict: bool = False  # refuse what the real API refuses: unknown fields, values out of range
+    sequence: Sequence = "server"  # every rule's, unless it says its own
 
 
 class ScenarioFile(ScenarioHead):

@@ -36,6 +36,8 @@ _KEYS: dict[str, dict[str, str]] = {
         "timing and framing merge key by key.",
         "time_scale": "This file's time scale, over the server's --time-scale (0: nothing waits, 1: as written).",
         "strict": "Refuse what the real APIs refuse (unknown request fields, values out of range), with their 400.",
+        "sequence": "How every rule's replies and times count unless it says its own: server (default) or "
+        "conversation.",
         "rules": "The rules, tried in order (higher priority first); the first that matches answers.",
     },
     "RuleSpec": {
@@ -47,6 +49,10 @@ _KEYS: dict[str, dict[str, str]] = {
         "reply": "One answer, given to every call.",
         "replies": "Answers played in order, one per call; without times, the rule stops matching once "
         "they are played out.",
+        "sequence": "How replies and times count: server (every request in arrival order) or conversation "
+        "(each conversation from the start: told apart by the x-mockllm-conversation header, else its system "
+        "text and first user message).",
+        "optional": "The pytest plugin's assert_all_used does not report this rule when it goes unused.",
     },
     "Match": {
         "endpoint": "The API (chat: Chat Completions, responses: the Responses API), or a list of them; "
@@ -56,6 +62,21 @@ _KEYS: dict[str, dict[str, str]] = {
         "user": "The last user message (Chat) or user input (Responses).",
         "system": "The first system or developer message (Responses: instructions first).",
         "headers": "Request headers: name (any case) -> exact value.",
+        "tool": "The request offers a tool of this name (a glob), or of each name in a list.",
+        "tool_result": "The conversation ends in a tool's result: of the tool `name`, whose text matches "
+        "equals/contains/regex; {} for any.",
+        "turn": "How many turns the model has had in the conversation (0: its first), or {min, max}.",
+        "last_role": "The role of the conversation's last message: user, assistant, tool (a tool's result), system.",
+    },
+    "ToolResultMatch": {
+        "name": "The tool the result answers (a glob).",
+        "equals": "The result's whole text, exactly.",
+        "contains": "A part of the result's text.",
+        "regex": "A regular expression searched in the result's text.",
+    },
+    "TurnRange": {
+        "min": "At least this many turns.",
+        "max": "At most this many turns.",
     },
     "TextMatch": {
         "equals": "The whole text, exactly.",
@@ -63,13 +84,17 @@ _KEYS: dict[str, dict[str, str]] = {
         "regex": "A regular expression searched in the text.",
     },
     "Reply": {
-        "content": "The text, streamed in chunks cut like GPT tokens.",
+        "content": "The text, streamed in chunks cut like GPT tokens; {user}, {system}, {model}, {tool_result}, "
+        "{tool_name}, {turn} quote the request ({{user}}: the text {user}).",
         "chunks": 'Explicit text deltas, sent as given ("" is a real empty delta).',
         "generate": "Deterministic generated text: one of sentences, words, paragraphs.",
         "vectors": "Embeddings only: an input text -> the vector sent for it (other inputs get their own).",
         "refusal": "The model refuses, with this text, in each API's form (chat message.refusal, a Responses "
         "refusal part, Anthropic stop_reason refusal).",
         "tool_calls": "Function calls, alone or with content/chunks.",
+        "choices": "Chat and legacy completions with n > 1: the text of each choice (choice i says "
+        "choices[i % len]); without it every choice gets the reply.",
+        "refusal_null": 'Chat streams: the first delta carries "refusal": null, as 2025 OpenAI traffic does.',
         "sse": "A verbatim SSE transcript, replayed byte for byte (give its rule the endpoint it was captured from).",
         "error": "An HTTP error answer instead of a completion.",
         "finish_reason": "stop (default), length, tool_calls (default with tool calls), content_filter, function_call.",
@@ -83,7 +108,8 @@ _KEYS: dict[str, dict[str, str]] = {
     "Defaults": {"seed": "The seed of every rule that sets none (over --seed)."},
     "ToolCall": {
         "name": "The function's name.",
-        "arguments": "A mapping (sent as compact JSON) or a JSON string, sent as written.",
+        "arguments": "A mapping (sent as compact JSON) or a JSON string, sent as written ({user}-style "
+        "placeholders filled in); left out: made for the schema of the offered tool of that name.",
         "id": "The call's id; left out: derived (call_...).",
     },
     "Usage": {

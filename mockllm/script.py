@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dialects.openai import dumps
-from .scenario import ErrorSpec, Fault, Framing, Generate, Reply
+from .scenario import ErrorSpec, Fault, Framing, Generate, Reply, ToolCall
 from .sse import transcript_events
+from .template import Template, compile_template
 from .timing import Schedule, resolve
 from .tokens import count_tokens, split_tokens
 
-__all__ = ["Script", "ToolScript", "compile_reply"]
+__all__ = ["Script", "TextTemplate", "ToolScript", "compile_reply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,17 @@ class ToolScript:
     arguments: str  # JSON text, as the wire carries it
     fragments: tuple[str, ...]  # the arguments cut as they stream
     id: str | None  # None: derived per call
+    template: Template | None = None  # arguments that quote the request (mockllm/template.py)
+    from_schema: bool = False  # arguments left out: made per call for the offered tool's schema
+
+
+@dataclass(frozen=True, slots=True)
+class TextTemplate:
+    """A reply text that quotes the request: `content` or `refusal` (one template, cut into tokens
+    once filled in), or `chunks` (a template per chunk, each one piece)."""
+
+    parts: tuple[Template, ...]
+    split: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,9 @@ class Script:
     # The reply's keys that answers read as given.
     refusal: bool  # the text (content, pieces) is a refusal
     vectors: dict[str, tuple[float, ...]] | None  # embeddings: the vectors pinned for these input texts
+    text_template: TextTemplate | None  # the text quotes the request: made per call (mockllm/template.py)
+    choices: tuple[str, ...] | None  # with `n` > 1 (chat, legacy completions): choice i says choices[i % len]
+    refusal_null: bool  # chat streams: the role delta carries `"refusal": null`
     error: ErrorSpec | None
     fault: Fault | None
     generate: Generate | None
@@ -103,30 +118,32 @@ def compile_reply(reply: Reply) -> Script:
     """The neutral reply (each dialect compiles more of it when first asked: see mockllm/dialects)."""
     content: str | None = None
     pieces: tuple[str, ...] = ()
-    if reply.content is not None:
-        content = reply.content
-        pieces = tuple(map(sys.intern, split_tokens(reply.content)))
+    text_template: TextTemplate | None = None
+    whole = reply.content if reply.content is not None else reply.refusal
+    if whole is not None:  # a refusal's text too: each dialect says it its own way
+        template = compile_template(whole)
+        content = template.parts[0] if not template.dynamic else whole
+        pieces = tuple(map(sys.intern, split_tokens(content)))
+        if template.dynamic:
+            text_template = TextTemplate((template,), split=True)
     elif reply.chunks is not None:
-        content = "".join(reply.chunks)
-        pieces = tuple(map(sys.intern, reply.chunks))
-    elif reply.refusal is not None:  # the text is the refusal's: each dialect says it its own way
-        content = reply.refusal
-        pieces = tuple(map(sys.intern, split_tokens(reply.refusal)))
-    tools = tuple(
-        ToolScript(
-            name=call.name,
-            arguments=(args := call.arguments if isinstance(call.arguments, str) else dumps(call.arguments)),
-            fragments=tuple(split_tokens(args)) or ("",),
-            id=call.id,
-        )
-        for call in reply.tool_calls or ()
-    )
+        templates = tuple(map(compile_template, reply.chunks))
+        if any(t.dynamic for t in templates):
+            text_template = TextTemplate(templates, split=False)
+            pieces = tuple(reply.chunks)
+        else:
+            pieces = tuple(sys.intern(t.parts[0]) for t in templates)
+        content = "".join(pieces)
+    tools = tuple(map(_tool_script, reply.tool_calls or ()))
     completion: int | None = None
-    if reply.generate is None:
+    # Made per call: the text and the arguments that quote the request. Their counts are left to the
+    # call, and None tells each dialect that what it would compile of this reply does not apply.
+    quoting = text_template is not None or any(t.template is not None or t.from_schema for t in tools)
+    if reply.generate is None and not quoting:
         completion = count_tokens(content or "") + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
     sent = completion
     usage_completion = reply.usage.completion_tokens if reply.usage else None
-    if usage_completion is not None:
+    if usage_completion is not None and not quoting:
         completion = usage_completion
     tool_chunks = sum(1 + len(t.fragments) for t in tools)
     schedule = resolve(reply.timing)
@@ -145,7 +162,10 @@ def compile_reply(reply: Reply) -> Script:
         chunk_count=len(pieces) + tool_chunks,
         instant=schedule.is_instant,
         refusal=reply.refusal is not None,
+        text_template=text_template,
         vectors={text: tuple(v) for text, v in reply.vectors.items()} if reply.vectors is not None else None,
+        choices=tuple(reply.choices) if reply.choices is not None else None,
+        refusal_null=reply.refusal_null,
         error=reply.error,
         fault=reply.fault,
         generate=reply.generate,
@@ -154,3 +174,15 @@ def compile_reply(reply: Reply) -> Script:
         framing=reply.framing,
     )
     return script
+
+
+def _tool_script(call: ToolCall) -> ToolScript:
+    if call.arguments is None:
+        return ToolScript(call.name, "{}", ("{}",), call.id, from_schema=True)
+    args = call.arguments if isinstance(call.arguments, str) else dumps(call.arguments)
+    template = compile_template(args)
+    if not template.dynamic:
+        args = template.parts[0]
+    return ToolScript(
+        call.name, args, tuple(split_tokens(args)) or ("",), call.id, template if template.dynamic else None
+    )

@@ -18,10 +18,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .conversation import conversation
 from .dialects.openai import dumps
 from .fakejson import instance
+from .request import Request
 
-__all__ = ["Asked", "agent_turn", "asked", "instance", "json_text", "schema_in_text", "tool_arguments"]
+__all__ = [
+    "Asked",
+    "agent_turn",
+    "asked",
+    "instance",
+    "json_text",
+    "offered_schemas",
+    "schema_in_text",
+    "tool_arguments",
+]
 
 _ANY_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -223,20 +234,18 @@ _READERS: dict[str, Callable[[Mapping[str, Any]], Asked | None]] = {
 }
 
 
-# -- making a value ------------------------------------------------------------------------------
-
-
 # -- an agent's turn -----------------------------------------------------------------------------
 
 
-def agent_turn(endpoint: str, body: Mapping[str, Any]) -> Asked | None:
+def agent_turn(request: Request) -> Asked | None:
     """What an agent's model does with the tools a request offers (a `generate` reply with
     `call_tools: true`, such as the bundled catch-all): before any tool result, it calls the first
     offered tool (with arguments valid for its schema); once the conversation ends in a tool result,
     or when the request says `tool_choice: none`, it answers in text (None). Never raises."""
+    endpoint, body = request.endpoint, request.body
     try:
         tools = _TOOLS[endpoint](body) if endpoint in _TOOLS else []
-        if not tools or body.get("tool_choice") == "none" or _ends_in_a_tool_result(endpoint, body):
+        if not tools or body.get("tool_choice") == "none" or conversation(request).tool_results:
             return None
     except (TypeError, AttributeError, KeyError, IndexError):  # an odd body: the dialect took it, we pass
         return None
@@ -252,30 +261,10 @@ _TOOLS: dict[str, Callable[[Mapping[str, Any]], list[tuple[str, Any, bool]]]] = 
 }
 
 
-def _ends_in_a_tool_result(endpoint: str, body: Mapping[str, Any]) -> bool:
-    """Whether the conversation's latest message is a tool's result (the loop's next model turn)."""
-    if endpoint == "chat":
-        messages = body.get("messages") or [{}]
-        return isinstance(messages[-1], Mapping) and messages[-1].get("role") in ("tool", "function")
-    if endpoint == "responses":
-        given = body.get("input")
-        return (
-            isinstance(given, list)
-            and bool(given)
-            and isinstance(given[-1], Mapping)
-            and (given[-1].get("type") == "function_call_output")
-        )
-    if endpoint == "anthropic":
-        messages = body.get("messages") or [{}]
-        content = messages[-1].get("content") if isinstance(messages[-1], Mapping) else None
-        return isinstance(content, list) and any(
-            isinstance(block, Mapping) and block.get("type") == "tool_result" for block in content
-        )
-    if endpoint == "gemini":
-        contents = body.get("contents") or [{}]
-        parts = contents[-1].get("parts") if isinstance(contents[-1], Mapping) else None
-        return isinstance(parts, list) and any(
-            isinstance(part, Mapping) and _get(part, "functionResponse", "function_response") is not None
-            for part in parts
-        )
-    return False
+def offered_schemas(endpoint: str, body: Mapping[str, Any]) -> dict[str, Mapping[str, Any] | None]:
+    """The tools `body` offers, by name: each one's parameter schema (None: it declares none). Never raises."""
+    try:
+        tools = _TOOLS[endpoint](body) if endpoint in _TOOLS else []
+    except (TypeError, AttributeError, KeyError, IndexError):
+        return {}
+    return {name: schema if isinstance(schema, Mapping) else None for name, schema, _ in reversed(tools)}

@@ -18,6 +18,7 @@ PUBLIC = [
     "Miss",
     "MockLLMError",
     "Problem",
+    "Request",
     "RequestError",
     "Router",
     "Rule",

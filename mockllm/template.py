@@ -1,0 +1,101 @@
+"""Reply text that quotes the request: `content: "You said: {user}"`.
+
+A small, closed syntax, so that a scenario file stays data: `{name}` for one of PLACEHOLDERS, and
+`{{name}}` for the text `{name}` itself. Nothing else is read: other braces (JSON in a reply's
+text, a `{` alone) are sent as written, and no expression, attribute or call is evaluated. A
+`{word}` that is not a placeholder is refused at load (a typo would otherwise be sent as is).
+
+The values come from the request (mockllm/conversation.py for the conversation's): the same
+request gives the same text, so answers stay deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .conversation import conversation
+from .request import Request
+
+__all__ = ["PLACEHOLDERS", "Template", "check", "compile_template", "values"]
+
+PLACEHOLDERS: dict[str, str] = {
+    "user": "the last user message",
+    "system": "the system text",
+    "model": "the model the request names",
+    "tool_result": "the text of the tool result the conversation ends with (the last, if several)",
+    "tool_name": "the name of the tool that result answers",
+    "turn": "how many turns the model has had in the conversation (0: this is its first)",
+}
+
+_FIELD = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A text with placeholders: literal parts and, between them, placeholder names."""
+
+    parts: tuple[str, ...]  # literal, name, literal, name, ..., literal
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether it has a placeholder (else `parts[0]` is the whole text)."""
+        return len(self.parts) > 1
+
+    def render(self, given: Mapping[str, str], escape: Callable[[str], str] | None = None) -> str:
+        """The text with each placeholder's value (passed through `escape` if given, e.g. for JSON)."""
+        out = []
+        for i, part in enumerate(self.parts):
+            if i % 2:
+                value = given.get(part, "")
+                out.append(escape(value) if escape is not None else value)
+            else:
+                out.append(part)
+        return "".join(out)
+
+
+def check(text: str) -> None:
+    """Raise ValueError for a `{word}` that is not a placeholder."""
+    compile_template(text)
+
+
+def compile_template(text: str) -> Template:
+    """The template of `text` (`dynamic` when it has a placeholder; else its one part is the text to
+    send, with the `{{name}}` escapes undone)."""
+    parts: list[str] = []
+    literal: list[str] = []
+    at = 0
+    for match in _FIELD.finditer(text):
+        literal.append(text[at : match.start()])
+        escaped, name = match.group(1), match.group(2)
+        if escaped is not None:
+            literal.append("{" + escaped + "}")
+        elif name in PLACEHOLDERS:
+            parts.append("".join(literal))
+            parts.append(name)
+            literal = []
+        else:
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            raise ValueError(
+                f"unknown placeholder {{{name}}} in {text[:60]!r}; the placeholders are {known} "
+                f"(write {{{{{name}}}}} for the text {{{name}}} itself)"
+            )
+        at = match.end()
+    literal.append(text[at:])
+    parts.append("".join(literal))
+    return Template(tuple(parts))
+
+
+def values(request: Request) -> dict[str, str]:
+    """Each placeholder's value for `request`."""
+    talk = conversation(request)
+    last = talk.tool_results[-1] if talk.tool_results else None
+    return {
+        "user": request.user_text or "",
+        "system": request.system_text or "",
+        "model": request.model,
+        "tool_result": last.text if last is not None else "",
+        "tool_name": (last.name or "") if last is not None else "",
+        "turn": str(talk.turns),
+    }
