@@ -221,8 +221,9 @@ def parse_generate(raw: bytes, headers: Mapping[str, str], model: str, stream: b
     request.tools = tuple(
         declaration["name"]
         for tool in body.get("tools") or ()
-        if isinstance(tool, dict) and isinstance(tool.get("functionDeclarations"), list)
-        for declaration in tool["functionDeclarations"]
+        if isinstance(tool, dict)
+        and isinstance(declarations := tool.get("functionDeclarations", tool.get("function_declarations")), list)
+        for declaration in declarations
         if isinstance(declaration, dict) and isinstance(declaration.get("name"), str)
     )
     return request
