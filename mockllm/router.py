@@ -19,8 +19,9 @@ from operator import attrgetter
 from typing import Any
 
 from .conversation import conversation
+from .pattern import TextCondition
 from .request import Request
-from .scenario import Match, TextCondition
+from .scenario import Match
 from .script import Script
 
 __all__ = ["Conditions", "Hit", "Miss", "Router", "Rule", "ToolResultCondition"]
