@@ -9,9 +9,8 @@ store per engine) so that `previous_response_id` can chain them and GET can fetc
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,9 +27,24 @@ from .openai import (
     dumps,
     headers,
     json_text,
-    logprob_entries,
     obfuscation_pool,
     string,
+)
+from .response_object import (
+    body_template,
+    function_call_item,
+    has_message,
+    keep,
+    message_item,
+    message_item_id,
+    output_items,
+    refusal_part,
+    response_ids,
+    response_object,
+    status_of,
+    text_logprobs,
+    text_part,
+    usage_object,
 )
 from .response_store import ResponseStore
 
@@ -49,8 +63,6 @@ _JSON_TYPE = JSON_HEADERS[0]
 _NO_LOGPROBS = ',"logprobs":[]'
 # What a request adds to `include` to get its text's logprobs (with `top_logprobs` alternatives).
 _LOGPROBS_INCLUDE = "message.output_text.logprobs"
-# finish -> (status, incomplete_details.reason); shared/dialects.md section 7
-_STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("incomplete", "content_filter")}
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -171,213 +183,6 @@ def _parse(body: dict[str, Any], model: Any, headers: Mapping[str, str], store: 
     return request
 
 
-# -- the response object ----------------------------------------------------------------------
-
-
-def _ids(call: Call) -> tuple[str, str, list[str]]:
-    """The response's id, its message item's, and one per function call: 48 hex digits each."""
-    derived = call.derived
-    response_hex = derived.core[:24].hex()  # the digest every answer makes already
-    return (
-        "resp_" + response_hex,
-        _message_id(derived, response_hex),
-        ["fc_" + derived.hex(f"function-call-{i}", 24) for i in range(len(call.tools))],
-    )
-
-
-def _message_id(derived: Derived, response_hex: str) -> str:
-    """`msg_` + 48 hex digits: 16 of the call's digest that no other id uses, then the response id's
-    last 32, as real item ids share their response's tail (shared/dialects.md section 1, "IDs")."""
-    return "msg_" + derived.core[53:61].hex() + response_hex[16:]
-
-
-# The response object's keys in the order real traffic has them (shared/dialects.md section 1),
-# with the values it has when the request sets none; a request's own values are echoed. Copied per
-# answer (a C-level copy keeps the order); the nested defaults are shared, and never changed.
-_RESPONSE: dict[str, Any] = {
-    "id": None,
-    "object": "response",
-    "created_at": None,
-    "status": None,
-    "background": False,
-    "error": None,
-    "incomplete_details": None,
-    "instructions": None,
-    "max_output_tokens": None,
-    "max_tool_calls": None,
-    "model": None,
-    "output": None,
-    "parallel_tool_calls": True,
-    "previous_response_id": None,
-    "prompt_cache_key": None,
-    "reasoning": {"effort": None, "summary": None},
-    "safety_identifier": None,
-    "service_tier": "default",
-    "store": True,
-    "temperature": 1.0,
-    "text": {"format": {"type": "text"}, "verbosity": "medium"},
-    "tool_choice": "auto",
-    "tools": [],
-    "top_logprobs": 0,
-    "top_p": 1.0,
-    "truncation": "disabled",
-    "usage": None,
-    "user": None,
-    "metadata": {},
-}
-_MADE = {"id", "object", "created_at", "status", "error", "incomplete_details", "model", "output", "usage"}
-_ECHOED = frozenset(_RESPONSE) - _MADE - {"reasoning", "service_tier", "text"}  # these three: below
-
-
-def _response(call: Call, response_id: str, status: str, output: list[Any], usage: Any) -> dict[str, Any]:
-    """The response object: the defaults copied (in order), then this call's values and the request's own."""
-    response = _RESPONSE.copy()
-    response["id"] = response_id
-    response["created_at"] = call.derived.created
-    response["status"] = status
-    if status == "incomplete":
-        response["incomplete_details"] = {"reason": _STATUS[call.finish_reason][1]}
-    response["model"] = call.model
-    response["output"] = output
-    response["usage"] = usage
-    body = call.request.body
-    if len(body) > 2:  # more than model and input: echo what the request set
-        for key in _ECHOED.intersection(body):
-            response[key] = body[key]
-        if isinstance(body.get("tools"), list):
-            response["tools"] = [_tool(tool) for tool in body["tools"]]
-        if body.get("reasoning"):
-            response["reasoning"] = body["reasoning"]
-        if body.get("service_tier", "auto") != "auto":
-            response["service_tier"] = body["service_tier"]
-        if isinstance(body.get("text"), dict):
-            response["text"] = {**_RESPONSE["text"], **body["text"]}
-    return response
-
-
-def _tool(tool: Any) -> Any:
-    """A function tool as the response echoes it: every field, `strict` true unless turned off."""
-    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-        return tool
-    return {
-        "type": "function",
-        "description": tool.get("description"),
-        "name": tool.get("name"),
-        "parameters": tool.get("parameters"),
-        "strict": tool.get("strict", True),
-    }
-
-
-def _usage(call: Call) -> dict[str, Any]:
-    return {
-        "input_tokens": call.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": call.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": call.prompt_tokens + call.completion_tokens,
-    }
-
-
-def _status(call: Call) -> str:
-    return _STATUS[call.finish_reason][0] if call.finish_reason in _STATUS else "completed"
-
-
-def _text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"type": "output_text", "annotations": [], "logprobs": logprobs or [], "text": text}
-
-
-def _refusal_part(text: str) -> dict[str, Any]:
-    return {"type": "refusal", "refusal": text}
-
-
-def _logprobs(call: Call) -> list[dict[str, Any]] | None:
-    """The text's logprobs, when the request asked for them (`include`), else None."""
-    top = call.request.logprobs
-    return None if top is None else logprob_entries(call.pieces, call.derived.seed, top)
-
-
-def _message(message_id: str, status: str, content: list[Any]) -> dict[str, Any]:
-    return {"id": message_id, "type": "message", "status": status, "content": content, "role": "assistant"}
-
-
-def _function_call(item_id: str, status: str, call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "status": status,
-        "arguments": arguments,
-        "call_id": call_id,
-        "name": name,
-    }
-
-
-def _has_message(call: Call) -> bool:
-    return call.content is not None or not call.tools
-
-
-def _output(call: Call, message_id: str, call_ids: list[str], status: str) -> list[dict[str, Any]]:
-    out = []
-    if _has_message(call):
-        part = (
-            _refusal_part(call.content or "")
-            if call.script.refusal
-            else _text_part(call.content or "", _logprobs(call))
-        )
-        out.append(_message(message_id, status, [part]))
-    for item_id, tool in zip(call_ids, call.tools, strict=True):
-        out.append(_function_call(item_id, "completed", tool.id, tool.name, tool.arguments))
-    return out
-
-
-def _keep(call: Call, response: dict[str, Any], body: bytes | None = None) -> None:
-    """Remember the answer (unless `store: false`), with the conversation it answered."""
-    if response["store"] is not False:
-        call.state.put(response["id"], response if body is None else body, call.request.history)
-
-
-class _Template(NamedTuple):
-    """A text reply's whole body made at load, cut where each answer fills in its own values."""
-
-    parts: tuple[str, ...]  # 7 pieces around: id, created_at, model, message id, input and total tokens
-    completion_tokens: int
-
-
-_SLOTS = tuple(chr(0xE000 + i) for i in range(6))  # private-use characters: no JSON text has them
-
-
-def _template(script: Script) -> _Template | None:
-    """The body of a reply with fixed text and nothing else, for a request that sets only `model`
-    and `input` (the defaults are echoed): None for any other reply."""
-    if script.generate is not None or script.tools or script.transcript is not None or script.error is not None:
-        return None
-    if script.refusal:
-        return None  # the general path says it
-    if script.completion_tokens is None or script.content is None:
-        return None
-    status = _STATUS[script.finish_reason][0] if script.finish_reason in _STATUS else "completed"
-    response = _RESPONSE.copy()
-    response["id"], response["created_at"], response["model"] = _SLOTS[0], _SLOTS[1], _SLOTS[2]
-    response["status"] = status
-    if status == "incomplete":
-        response["incomplete_details"] = {"reason": _STATUS[script.finish_reason][1]}
-    response["output"] = [_message(_SLOTS[3], status, [_text_part(script.content)])]
-    response["usage"] = {
-        "input_tokens": _SLOTS[4],
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": script.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": _SLOTS[5],
-    }
-    text = orjson.dumps(response, option=_INDENT).decode()
-    parts = []
-    for slot in _SLOTS:
-        before, text = text.split(f'"{slot}"')
-        parts.append(before)
-    # Every part but the one holding the text is the same for most replies: one copy of each for all
-    # (a recording's thousands of replies would otherwise keep thousands of copies of the defaults).
-    return _Template(tuple(sys.intern(part) for part in (*parts, text)), script.completion_tokens)
-
-
 # -- streams ----------------------------------------------------------------------------------
 
 
@@ -386,21 +191,21 @@ class ResponsesStream(Stream):
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.response_id, self.message_id, self.call_ids = _ids(call)
+        self.response_id, self.message_id, self.call_ids = response_ids(call)
         self.seq = 0  # the next event's sequence_number
         self.plain = False  # make writes instead of events (plain_writes)
         self.deltas = len(call.pieces) + sum(len(t.fragments) for t in call.tools)
         pool = obfuscation_pool(call.derived.seed) if call.request.include_obfuscation else None
         self.padding = tuple(f',"obfuscation":"{o}"}}' for o in pool) if pool else ("}",)
-        self.status = _status(call)
-        self.final = _response(
+        self.status = status_of(call)
+        self.final = response_object(
             call,
             self.response_id,
             self.status,
-            _output(call, self.message_id, self.call_ids, self.status),
-            _usage(call),
+            output_items(call, self.message_id, self.call_ids, self.status),
+            usage_object(call),
         )
-        _keep(call, self.final)
+        keep(call, self.final)
 
     def _event(self, at: float, kind: str, payload: dict[str, Any], part: str = "head") -> Any:
         text = orjson.dumps({"type": kind, "sequence_number": self.seq, **payload}).decode()
@@ -430,9 +235,9 @@ class ResponsesStream(Stream):
     def _text(self, ids: dict[str, Any], text: str) -> Iterator[Event]:
         """The message's text part: added, its deltas (with their logprobs when asked), done."""
         call, offsets = self.call, self.call.offsets
-        yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _text_part("")})
+        yield self._event(offsets[0], "response.content_part.added", {**ids, "part": text_part("")})
         head = f'"item_id":"{ids["item_id"]}","output_index":0,"content_index":0,'
-        logprobs = _logprobs(call)
+        logprobs = text_logprobs(call)
         token_at = 0
         for slot, piece in enumerate(call.pieces):
             after = _NO_LOGPROBS
@@ -444,19 +249,19 @@ class ResponsesStream(Stream):
         at = offsets[max(len(call.pieces) - 1, 0)]
         done = {**ids, "text": text, "logprobs": logprobs or []}
         yield self._event(at, "response.output_text.done", done, "finish")
-        yield self._event(at, "response.content_part.done", {**ids, "part": _text_part(text, logprobs)}, "finish")
+        yield self._event(at, "response.content_part.done", {**ids, "part": text_part(text, logprobs)}, "finish")
 
     def _refusal(self, ids: dict[str, Any], text: str) -> Iterator[Event]:
         """The message's refusal part: added, `response.refusal.delta` events, done (the openai SDK's
         ResponseRefusalDeltaEvent and ResponseRefusalDoneEvent)."""
         call, offsets = self.call, self.call.offsets
-        yield self._event(offsets[0], "response.content_part.added", {**ids, "part": _refusal_part("")})
+        yield self._event(offsets[0], "response.content_part.added", {**ids, "part": refusal_part("")})
         head = f'"item_id":"{ids["item_id"]}","output_index":0,"content_index":0,'
         for slot, piece in enumerate(call.pieces):
             yield self._delta(offsets[slot], "response.refusal.delta", head, piece)
         at = offsets[max(len(call.pieces) - 1, 0)]
         yield self._event(at, "response.refusal.done", {**ids, "refusal": text}, "finish")
-        yield self._event(at, "response.content_part.done", {**ids, "part": _refusal_part(text)}, "finish")
+        yield self._event(at, "response.content_part.done", {**ids, "part": refusal_part(text)}, "finish")
 
     def events(self) -> Iterator[Event]:
         call, offsets, final = self.call, self.call.offsets, self.final
@@ -464,13 +269,13 @@ class ResponsesStream(Stream):
         yield self._event(offsets[0], "response.created", {"response": start})
         yield self._event(offsets[0], "response.in_progress", {"response": start})
         index = slot = 0
-        if _has_message(call):
+        if has_message(call):
             item_id, text = self.message_id, call.content or ""
             ids = {"item_id": item_id, "output_index": 0, "content_index": 0}
             yield self._event(
                 offsets[0],
                 "response.output_item.added",
-                {"output_index": 0, "item": _message(item_id, "in_progress", [])},
+                {"output_index": 0, "item": message_item(item_id, "in_progress", [])},
             )
             yield from self._refusal(ids, text) if call.script.refusal else self._text(ids, text)
             slot = len(call.pieces)
@@ -480,7 +285,7 @@ class ResponsesStream(Stream):
             )
             index = 1
         for item_id, tool in zip(self.call_ids, call.tools, strict=True):
-            added = _function_call(item_id, "in_progress", tool.id, tool.name, "")
+            added = function_call_item(item_id, "in_progress", tool.id, tool.name, "")
             yield self._event(offsets[slot], "response.output_item.added", {"output_index": index, "item": added})
             slot += 1
             head = f'"item_id":"{item_id}","output_index":{index},'
@@ -512,7 +317,7 @@ class ResponsesStream(Stream):
                 "output": [],
                 "usage": None,
             }
-            _keep(self.call, failed)  # what the stream ended on is what GET /v1/responses/{id} returns
+            keep(self.call, failed)  # what the stream ended on is what GET /v1/responses/{id} returns
             return [
                 self._event(at, "error", {"error": error}),
                 self._event(at, "response.failed", {"response": failed}),
@@ -535,7 +340,7 @@ class ResponsesDialect(Dialect):
         return parse_responses(body, headers, state)
 
     def prepare(self, script: Script) -> None:
-        script.compiled[self.name] = _template(script)
+        script.compiled[self.name] = body_template(script)
 
     def fast(
         self, hit: Hit, request: Request, derived: Derived, rng: random.Random | None, scale: float, state: Any
@@ -555,18 +360,20 @@ class ResponsesDialect(Dialect):
         head, created, model, message, usage, total, tail = template.parts
         body = (
             f'{head}"{response_id}"{created}{derived.created}{model}{json_text(script.model or request.model)}'
-            f'{message}"{_message_id(derived, response_hex)}"{usage}{prompt}{total}'
+            f'{message}"{message_item_id(derived, response_hex)}"{usage}{prompt}{total}'
             f"{prompt + template.completion_tokens}{tail}"
         ).encode()
         state.put(response_id, body, request.history)
         return Answer(200, headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
-        response_id, message_id, call_ids = _ids(call)
-        status = _status(call)
-        response = _response(call, response_id, status, _output(call, message_id, call_ids, status), _usage(call))
+        response_id, message_id, call_ids = response_ids(call)
+        status = status_of(call)
+        response = response_object(
+            call, response_id, status, output_items(call, message_id, call_ids, status), usage_object(call)
+        )
         body = orjson.dumps(response, option=_INDENT)
-        _keep(call, response, body)
+        keep(call, response, body)
         return body
 
     def stream(self, call: Call) -> Stream:
