@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import loading
+from . import loading, routing
 from .client import Conn, connect, load, reopen, request_bytes, timed_streams
 from .report import (
     FLOOR,
@@ -276,7 +276,7 @@ async def fidelity(args: argparse.Namespace) -> list[Fidelity]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
-    parts = ["throughput", "ttfb", "timing", "load"]
+    parts = ["throughput", "ttfb", "timing", "load", "route"]
     parser.add_argument("--only", choices=parts, action="append", help="run only this part (repeatable)")
     parser.add_argument(
         "--api",
@@ -315,6 +315,8 @@ async def amain(args: argparse.Namespace) -> None:
         report_fidelity(await fidelity(args), args)
     if "load" in args.only:
         loading.report(loading.run(args.quick))
+    if "route" in args.only:
+        routing.report(routing.run(args.quick))
     print(f"\n({time.perf_counter() - started:.0f} s; load average now {_load()})")
 
 

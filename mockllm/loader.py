@@ -323,7 +323,7 @@ def _rule(
                     source,
                     _line(lines, at),
                     dotted(at),
-                    "a reply needs one of content, chunks, generate, refusal, tool_calls, sse, error, vectors",
+                    "a reply needs one of content, chunks, generate, refusal, tool_calls, choices, sse, error, vectors",
                 )
             )
         else:

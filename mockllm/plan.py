@@ -14,6 +14,7 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .answer import Answer, Header
+from .choices import stream_chunks
 from .derive import Derived
 from .dialects import CHAT_DIALECT
 from .dialects.base import Call, Dialect, Stream, ToolCallWire
@@ -154,6 +155,8 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         prompt = request.prompt_tokens
     tool_chunks = sum(1 + len(t.fragments) for t in tools) if tools else 0
     count = len(script.transcript) if script.transcript is not None else len(pieces) + tool_chunks
+    if script.choices is not None:  # chat and completions stream each choice's own text (mockllm/choices.py)
+        count = stream_chunks(script, request) or count
     return Call(
         request=request,
         rule=rule,

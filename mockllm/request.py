@@ -57,6 +57,7 @@ class Request:
     seed: int | None = None  # the request's own `seed` (chat, legacy completions, Gemini's generationConfig)
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
     talk: Conversation | None = None  # what it says of its conversation, read when asked (mockllm/conversation.py)
+    canonical: dict[str, bytes] | None = None  # body fields as canonical JSON, made when a `body` condition asks
 
 
 def message_text(message: Mapping[str, Any]) -> str:

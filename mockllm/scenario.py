@@ -41,7 +41,7 @@ FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 Sequence = Literal["server", "conversation"]
 
 # The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
-BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "sse", "error", "vectors")
+BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "choices", "sse", "error", "vectors")
 
 
 class _Strict(BaseModel):
@@ -141,6 +141,8 @@ class Match(_Strict):
     tool_result: ToolResultMatch | None = None  # the conversation ends in a tool's result
     turn: Annotated[int, Field(ge=0, strict=True)] | TurnRange | None = None  # the model's turns so far (0: its first)
     last_role: Role | None = None  # the role of the last message (tool: a tool's result)
+    # Fields of the request's JSON body, each equal to the request's as JSON (what a recording matches on)
+    body: dict[str, Any] | None = None
 
     @field_validator("tool")
     @classmethod
@@ -173,30 +175,6 @@ class ToolCall(_Strict):
     # Left out: made per call, valid for the schema of the offered tool of that name ({} when none is).
     arguments: dict[str, Any] | str | None = None
     id: str | None = None
-
-    @field_validator("arguments")
-    @classmethod
-    def _placeholders(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
-        for text in _strings(value):
-            _check_placeholders(text)
-        return value
-
-
-def _strings(value: Any) -> list[str]:
-    """The strings in a JSON value (where a template's placeholders may be)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-def _check_placeholders(text: str) -> None:
-    from .template import check  # template reads requests, which import the dialects, which import this
-
-    check(text)
 
 
 class Usage(_Strict):
@@ -339,13 +317,6 @@ class Reply(_Strict):
     timing: Timing | None = None
     fault: Fault | None = None
     framing: Framing | None = None
-
-    @field_validator("content", "refusal", "chunks")
-    @classmethod
-    def _placeholders(cls, value: str | list[str] | None) -> str | list[str] | None:
-        for text in _strings(value):
-            _check_placeholders(text)
-        return value
 
     @model_validator(mode="after")
     def _one_body(self) -> Reply:

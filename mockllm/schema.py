@@ -67,6 +67,8 @@ _KEYS: dict[str, dict[str, str]] = {
         "equals/contains/regex; {} for any.",
         "turn": "How many turns the model has had in the conversation (0: its first), or {min, max}.",
         "last_role": "The role of the conversation's last message: user, assistant, tool (a tool's result), system.",
+        "body": "Fields of the request's JSON body, each equal to the request's as JSON (a recording's rules "
+        "match so; looked up, not scanned).",
     },
     "ToolResultMatch": {
         "name": "The tool the result answers (a glob).",

@@ -134,6 +134,9 @@ def compile_reply(reply: Reply) -> Script:
         else:
             pieces = tuple(sys.intern(t.parts[0]) for t in templates)
         content = "".join(pieces)
+    elif reply.choices is not None and reply.generate is None:  # `choices` alone: every other API says the first
+        content = reply.choices[0]
+        pieces = tuple(map(sys.intern, split_tokens(content)))
     tools = tuple(map(_tool_script, reply.tool_calls or ()))
     completion: int | None = None
     # Made per call: the text and the arguments that quote the request. Their counts are left to the

@@ -1,9 +1,9 @@
 """Reply text that quotes the request: `content: "You said: {user}"`.
 
 A small, closed syntax, so that a scenario file stays data: `{name}` for one of PLACEHOLDERS, and
-`{{name}}` for the text `{name}` itself. Nothing else is read: other braces (JSON in a reply's
-text, a `{` alone) are sent as written, and no expression, attribute or call is evaluated. A
-`{word}` that is not a placeholder is refused at load (a typo would otherwise be sent as is).
+`{{name}}` for the text `{name}` itself. Nothing else is read: other braces are sent as written
+(JSON in a reply, `{x}` in a code snippet, `{{}}`), and no expression, attribute or call is
+evaluated. An unknown `{word}` is not refused, since replies quote code: tests see a typo as it is sent.
 
 The values come from the request (mockllm/conversation.py for the conversation's): the same
 request gives the same text, so answers stay deterministic.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .conversation import conversation
 from .request import Request
 
-__all__ = ["PLACEHOLDERS", "Template", "check", "compile_template", "values"]
+__all__ = ["PLACEHOLDERS", "Template", "compile_template", "values"]
 
 PLACEHOLDERS: dict[str, str] = {
     "user": "the last user message",
@@ -55,11 +55,6 @@ class Template:
         return "".join(out)
 
 
-def check(text: str) -> None:
-    """Raise ValueError for a `{word}` that is not a placeholder."""
-    compile_template(text)
-
-
 def compile_template(text: str) -> Template:
     """The template of `text` (`dynamic` when it has a placeholder; else its one part is the text to
     send, with the `{{name}}` escapes undone)."""
@@ -67,20 +62,16 @@ def compile_template(text: str) -> Template:
     literal: list[str] = []
     at = 0
     for match in _FIELD.finditer(text):
-        literal.append(text[at : match.start()])
         escaped, name = match.group(1), match.group(2)
+        if (escaped or name) not in PLACEHOLDERS:
+            continue  # not ours: sent as written
+        literal.append(text[at : match.start()])
         if escaped is not None:
             literal.append("{" + escaped + "}")
-        elif name in PLACEHOLDERS:
+        else:
             parts.append("".join(literal))
             parts.append(name)
             literal = []
-        else:
-            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-            raise ValueError(
-                f"unknown placeholder {{{name}}} in {text[:60]!r}; the placeholders are {known} "
-                f"(write {{{{{name}}}}} for the text {{{name}}} itself)"
-            )
         at = match.end()
     literal.append(text[at:])
     parts.append("".join(literal))

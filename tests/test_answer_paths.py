@@ -70,7 +70,7 @@ TEMPLATED: list[dict[str, Any]] = [
             ]
         }
     },
-    {"reply": {"content": "Let me look.", "tool_calls": [{"id": "call_x", "name": "f_日本"}]}},
+    {"reply": {"content": "Let me look.", "tool_calls": [{"id": "call_x", "name": "f_日本", "arguments": {}}]}},
     {"reply": {"content": "Counted.", "usage": {"prompt_tokens": 5, "completion_tokens": 7}}},
     {"reply": {"content": "Counted.", "usage": {"completion_tokens": 7}}},
     {"reply": {"content": "Counted.", "usage": {"prompt_tokens": 5}}},

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -265,13 +264,11 @@ def test_templates_quote_the_request_and_leave_other_braces(serve) -> None:
     assert plain.usage is not None and plain.usage.completion_tokens > 0
 
 
-def test_an_unknown_placeholder_is_refused_at_load_with_its_line(tmp_path: Path) -> None:
-    path = tmp_path / "typo.yaml"
-    path.write_text('version: 1\nrules:\n  - reply:\n      content: "You said {usr}"\n')
-    with pytest.raises(ScenarioError) as caught:
-        Engine(path)
-    text = str(caught.value)
-    assert f"{path}:4" in text and "unknown placeholder {usr}" in text and "{{usr}}" in text
+def test_braces_that_are_no_placeholder_are_sent_as_written(serve) -> None:
+    code = 'print(f"{x} {user_name}") and {{x}} {{}} {"json": {}} {{user}}'
+    client = _openai(serve({"version": 1, "rules": [{"reply": {"content": code}}]}))
+    answer = _say(client, "show me")
+    assert answer == 'print(f"{x} {user_name}") and {{x}} {{}} {"json": {}} {user}'
 
 
 @pytest.mark.parametrize(

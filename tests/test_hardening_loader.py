@@ -195,7 +195,7 @@ def test_problems_of_rules_loaded_as_they_parse_name_file_line_and_key() -> None
         load_text(text, "bad.yaml")
     message = str(caught.value)
     assert "bad.yaml:3: rules[0].match.usr: unknown key (did you mean 'user'?)" in message
-    needs = "a reply needs one of content, chunks, generate, refusal, tool_calls, sse, error, vectors"
+    needs = "a reply needs one of content, chunks, generate, refusal, tool_calls, choices, sse, error, vectors"
     assert f"bad.yaml:6: rules[2].reply: {needs}" in message
     assert "bad.yaml:8: rules[3].reply.fault: the embeddings API cannot send the fault 'error_event'" in message
     assert "rules[1]" not in message

@@ -109,14 +109,17 @@ scenarios/*.yaml ─► yamltext.py (one libyaml pass, every key's line) ─► 
                            each dialect compiles more of it when it first answers with it (Dialect.prepare)
 request bytes ─► routes.py (one route table, made from the dialect registry)
               ─► dialects/<api>.py parse ─► request.py Request (the one view every API's rules see)
-              ─► router.py (rules, call counts per rule or per conversation; pattern.py: text conditions, regex
-                 on RE2; conversation.py: tool results, turns, last role and identity, in each API; callbacks.py:
-                 a test's Python predicates and replies) ─► plan.py: the call's values once (dialects/base.py Call:
+              ─► router.py (rules, call counts per rule or per conversation; conditions.py: each condition's test
+                 and near-miss reason; pattern.py: text conditions, regex on RE2; conversation.py: tool results,
+                 turns, last role and identity, in each API; index.py: rules looked up by body fields;
+                 callbacks.py: a test's Python predicates and replies)
+              ─► plan.py: the call's values once (dialects/base.py Call:
                  ids, generated text, tool-call ids, tokens, offsets), then the dialect's body, or its Stream of
                  events with faults put in by one function (apply_fault) and sse.py framing
                  derive.py · timing.py · tokens.py · answer.py (Answer: body or timed writes)
                  what the request changes: limits.py (cap, stop) · structured.py + fakejson.py (JSON
-                 for a schema, forced tool calls) · logprobs.py · template.py (replies that quote the request)
+                 for a schema, forced tool calls) · logprobs.py · choices.py (a text per choice)
+                 · template.py (replies that quote the request)
 dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs share: error envelope, headers)
            · chat.py (Chat Completions) · responses.py (Responses API; response_object.py its response object,
              response_store.py keeps them) · anthropic.py (Messages) · gemini.py (generateContent)

@@ -85,8 +85,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "no-body",
         "version: 1\nrules:\n  - reply: {finish_reason: stop}\n",
-        "bad.yaml:3: rules[0].reply: a reply needs one of content, chunks, generate, refusal, tool_calls, sse, "
-        "error, vectors",
+        "bad.yaml:3: rules[0].reply: a reply needs one of content, chunks, generate, refusal, tool_calls, choices, "
+        "sse, error, vectors",
     ),
     (
         "two-bodies",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..answer import Answer
+from ..choices import Choice, choices_of, completion_tokens, interleave
 from ..errors import RequestError
 from ..logprobs import MAX_TOP
 from ..request import (
@@ -364,8 +365,12 @@ class ChunkMaker:
         return f'{self._head}],"usage":{usage}{self._end(n)}'
 
     @staticmethod
-    def role_delta(content_null: bool = False) -> str:
-        return '{"role":"assistant","content":null}' if content_null else '{"role":"assistant","content":""}'
+    def role_delta(content_null: bool = False, refusal_null: bool = False) -> str:
+        """The first delta; `refusal_null`: with `"refusal":null`, as 2025 traffic sends it (shared/wire.md
+        section 2)."""
+        content = "null" if content_null else '""'
+        refusal = ',"refusal":null' if refusal_null else ""
+        return f'{{"role":"assistant","content":{content}{refusal}}}'
 
     @staticmethod
     def content_delta(text: str) -> str:
@@ -398,29 +403,27 @@ class ChatStream(Stream):
             obfuscation=obfuscation_pool(call.derived.seed) if request.include_obfuscation else None,
         )
         # `n` choices: one per chunk, round-robin (shared/wire.md section 2, "n>1"), usage counting them all.
-        self.choices = request.n
-        completion = call.completion_tokens * request.n
+        self.choices: tuple[Choice, ...] | None = None  # the reply's `choices`, each its own; None: all the call's
+        if call.script.choices is None:  # every choice is the call's answer
+            completion = call.completion_tokens * request.n
+            self.deltas = (len(call.pieces) + sum(1 + len(t.fragments) for t in call.tools)) * request.n
+        else:
+            self.choices = choices_of(call)
+            completion = completion_tokens(self.choices)
+            self.deltas = sum(c.chunks for c in self.choices)
         self.usage = usage_json(call.prompt_tokens, completion) if request.include_usage else None
-        deltas = len(call.pieces) + sum(1 + len(t.fragments) for t in call.tools)  # a head per tool call
-        self.deltas = deltas * request.n
-        # Asked for logprobs: each content chunk carries its tokens' (shared/wire.md section 2, "Logprobs"),
-        # the role chunk an empty list, the others none.
-        self.logprobs: list[str] | None = None
-        if request.logprobs is not None:
-            self.logprobs, start = [], 0
-            for piece in call.pieces:
-                self.logprobs.append(logprobs_json((piece,), call.derived.seed, request.logprobs, start))
-                start += len(split_tokens(piece))
 
-    def _role(self, index: int = 0) -> str:
+    def _role(self, index: int = 0, choice: Choice | None = None) -> str:
         call = self.call
+        pieces, tools = (call.pieces, call.tools) if choice is None else (choice.pieces, choice.tools)
         if call.script.refusal:  # a refusal's first delta (shared/wire.md section 2, "Refusal")
             delta = '{"role":"assistant","content":null,"refusal":""}'
         else:
-            delta = self.maker.role_delta(content_null=not call.pieces and bool(call.tools))
-        return self.maker.chunk(index, delta, logprobs=None if self.logprobs is None else _NO_LOGPROBS, index=index)
+            delta = self.maker.role_delta(not pieces and bool(tools), call.script.refusal_null)
+        logprobs = None if call.request.logprobs is None else _NO_LOGPROBS
+        return self.maker.chunk(index, delta, logprobs=logprobs, index=index)
 
-    def _deltas(self, pieces: tuple[str, ...]) -> Iterator[str]:
+    def _deltas(self, pieces: tuple[str, ...], tools: tuple[ToolCallWire, ...]) -> Iterator[str]:
         maker = self.maker
         if self.call.script.refusal:
             for piece in pieces:
@@ -428,25 +431,52 @@ class ChatStream(Stream):
         else:
             for piece in pieces:
                 yield maker.content_delta(piece)
-        for index, tool in enumerate(self.call.tools):
+        for index, tool in enumerate(tools):
             yield maker.tool_head_delta(index, tool)
             for fragment in tool.fragments:
                 yield maker.tool_args_delta(index, fragment)
 
+    def _choice_deltas(self, choice: Choice) -> Iterator[tuple[str, str | None]]:
+        """A choice's deltas, each with its logprobs when asked (shared/wire.md section 2, "Logprobs"):
+        a content chunk carries its tokens', a tool-call chunk none."""
+        top = self.call.request.logprobs
+        if top is None:
+            for delta in self._deltas(choice.pieces, choice.tools):
+                yield delta, None
+            return
+        seed, start, pieces = self.call.derived.seed, 0, choice.pieces
+        for j, delta in enumerate(self._deltas(pieces, choice.tools)):
+            if j < len(pieces):
+                yield delta, logprobs_json((pieces[j],), seed, top, start)
+                start += len(split_tokens(pieces[j]))
+            else:
+                yield delta, None
+
     def events(self) -> Iterator[Event]:
-        maker, offsets, choices, logprobs = self.maker, self.call.offsets, range(self.choices), self.logprobs
-        for i in choices:
-            yield Event(offsets[0], self._role(i), part="head")
-        n = self.choices  # the next chunk's number (it picks the obfuscation padding)
-        for j, delta in enumerate(self._deltas(self.call.pieces)):
-            chunk_logprobs = logprobs[j] if logprobs is not None and j < len(logprobs) else None
+        maker, offsets, call = self.maker, self.call.offsets, self.call
+        n = call.request.n  # the next chunk's number (it picks the obfuscation padding), after the role chunks
+        if self.choices is None:  # every choice the call's answer: each delta made once, sent for each index
+            choices = range(n)
             for i in choices:
-                yield Event(offsets[j], maker.chunk(n, delta, logprobs=chunk_logprobs, index=i), part="delta")
+                yield Event(offsets[0], self._role(i), part="head")
+            same = Choice(call.content, call.pieces, call.tools, call.finish_reason, call.completion_tokens)
+            for j, (delta, logprobs) in enumerate(self._choice_deltas(same)):
+                for i in choices:
+                    yield Event(offsets[j], maker.chunk(n, delta, logprobs=logprobs, index=i), part="delta")
+                    n += 1
+            for i in choices:
+                yield Event(offsets[-1], maker.chunk(n, "{}", call.finish_reason, index=i), part="finish")
+                n += 1
+        else:
+            for i, choice in enumerate(self.choices):
+                yield Event(offsets[0], self._role(i, choice), part="head")
+            for at, i, said in interleave(self.choices, offsets, self._choice_deltas):
+                if said is None:
+                    yield Event(at, maker.chunk(n, "{}", self.choices[i].finish_reason, index=i), part="finish")
+                else:
+                    yield Event(at, maker.chunk(n, said[0], logprobs=said[1], index=i), part="delta")
                 n += 1
         last = offsets[-1]
-        for i in choices:
-            yield Event(last, maker.chunk(n, "{}", self.call.finish_reason, index=i), part="finish")
-            n += 1
         if self.usage is not None:
             yield Event(last, maker.usage_chunk(n, self.usage), part="tail")
         yield Event(last, "[DONE]", part="done")
@@ -461,7 +491,8 @@ class ChatStream(Stream):
     def plain_writes(self) -> Iterator[Write] | None:
         """`frame(events())` with no fault or framing, built straight to bytes: one generator and one
         tuple per event instead of three and two, for the common stream (same bytes, same times)."""
-        if self.logprobs is not None or self.choices > 1 or self.call.script.refusal:
+        call, script = self.call, self.call.script
+        if call.request.logprobs is not None or call.request.n > 1 or script.refusal or script.choices is not None:
             return None  # the rarer streams: events() says them
         return self._plain_writes()
 
@@ -475,7 +506,7 @@ class ChatStream(Stream):
             n += 1
             yield new(Write, (offsets[n - 1], f"data: {content(n, piece)}\n\n".encode(), False))
         if call.tools:
-            for delta in self._deltas(()):
+            for delta in self._deltas((), call.tools):
                 n += 1
                 yield Write(offsets[n - 1], f"data: {maker.chunk(n, delta)}\n\n".encode())
         last = offsets[-1]
@@ -501,7 +532,8 @@ class ChatDialect(Dialect):
 
     def prepare(self, script: Script) -> None:
         choices = None
-        if script.generate is None and all(t.id is not None for t in script.tools):  # else made per call
+        # Made per call: generated text, derived tool-call ids, and `choices` (each choice says its own).
+        if script.generate is None and script.choices is None and all(t.id is not None for t in script.tools):
             tools = [ToolCallWire(t.id or "", t.name, t.arguments) for t in script.tools]
             content = script.content if script.content is not None or not tools else None
             choices = choices_json(content, tools, script.finish_reason, refusal=script.refusal)
@@ -542,10 +574,21 @@ class ChatDialect(Dialect):
         asked, n = call.request.logprobs, call.request.n
         as_compiled = not call.limited and asked is None and n == 1  # the reply's choices compiled at load
         choices = call.script.compiled[self.name].choices if as_compiled else None
-        if choices is None:
+        completion = call.completion_tokens * n  # usage counts every choice
+        if choices is None and call.script.choices is None:  # `n` times the call's answer
             content = call.content if call.content is not None or not call.tools else None
             logprobs = "null" if asked is None else logprobs_json(call.pieces, call.derived.seed, asked)
             choices = choices_json(content, call.tools, call.finish_reason, logprobs, n, call.script.refusal)
+        elif choices is None:  # each choice its own (mockllm/choices.py)
+            made = choices_of(call)
+            completion = completion_tokens(made)
+            said: dict[int, str] = {}  # a choice's JSON by the choice (`n` above len(choices) repeats them)
+            for choice in made:
+                if id(choice) not in said:
+                    logprobs = "null" if asked is None else logprobs_json(choice.pieces, call.derived.seed, asked)
+                    content = choice.content if choice.content is not None or not choice.tools else None
+                    said[id(choice)] = _choice_json(content, choice.tools, choice.finish_reason, logprobs)
+            choices = "[" + ",".join(f'{{"index":{i},{said[id(c)]}' for i, c in enumerate(made)) + "]"
         derived = call.derived
         return completion_json(
             derived.completion_id,
@@ -554,7 +597,7 @@ class ChatDialect(Dialect):
             call.fingerprint,
             choices,
             call.prompt_tokens,
-            call.completion_tokens * n,  # usage counts every choice
+            completion,
         )
 
     def stream(self, call: Call) -> Stream:

@@ -4,8 +4,9 @@ Wire facts: shared/dialects.md sections 0 and 4. A whole answer is a `text_compl
 pretty-printed (2 spaces, a final newline); a stream is `data:` chunks of the same object with
 text deltas, a finish chunk, an optional usage chunk (`"choices":[]`), then `data: [DONE]`.
 
-The neutral reply's text is `choices[0].text`. Tool calls have no place on this wire: a reply
-with tool calls answering a completions request is mockllm's 500 naming the rule (see `fast`).
+The neutral reply's text is `choices[0].text` (with `n`, each choice's: mockllm/choices.py). Tool
+calls have no place on this wire: a reply with tool calls answering a completions request is
+mockllm's 500 naming the rule (see `fast`).
 The request's `max_tokens` cuts the reply as in every API (mockllm/limits.py), with the real
 API's default: 16 tokens when the request gives none (`"max_tokens": null` for no cap), so a
 long scripted answer comes back cut with `finish_reason: "length"`, as it would from OpenAI.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..answer import Answer
+from ..choices import Choice, choices_of, completion_tokens, interleave
 from ..errors import RequestError
 from ..logprobs import token_logprobs
 from ..request import (
@@ -127,16 +129,16 @@ def _logprobs(call: Call, pieces: tuple[str, ...], start: int, offset: int) -> d
     }
 
 
-def _finish(call: Call) -> str:
-    return _FINISH.get(call.finish_reason, call.finish_reason)
+def _finish(choice: Choice) -> str:
+    return _FINISH.get(choice.finish_reason, choice.finish_reason)
 
 
 def _completion_id(call: Call) -> str:
     return "cmpl-" + call.derived.completion_id[len("chatcmpl-") :]  # 29 letters and digits
 
 
-def _usage(call: Call) -> dict[str, int]:
-    prompt, completion = call.prompt_tokens, call.completion_tokens * call.request.n  # every choice counts
+def _usage(call: Call, choices: tuple[Choice, ...]) -> dict[str, int]:
+    prompt, completion = call.prompt_tokens, completion_tokens(choices)  # every choice counts
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
@@ -145,7 +147,8 @@ class CompletionsStream(Stream):
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.deltas = len(call.pieces) * call.request.n
+        self.choices = choices_of(call)
+        self.deltas = sum(len(c.pieces) for c in self.choices)
         # Every chunk shares its head and tail (shared/dialects.md section 4's key order).
         self._head = (
             f'{{"id":"{_completion_id(call)}","object":"text_completion","created":{call.derived.created},"choices":['
@@ -160,21 +163,35 @@ class CompletionsStream(Stream):
         choice = f'{{"text":{string(text)},"index":{index},"logprobs":{logprobs_text},"finish_reason":{finish_text}}}'
         return f"{self._head}{choice}{self._tail}"
 
-    def events(self) -> Iterator[Event]:
-        # `n` choices: one per chunk, taking turns (as chat's), each the same answer.
-        call, offsets, choices = self.call, self.call.offsets, range(self.call.request.n)
+    def _pieces(self, choice: Choice) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        """A choice's text deltas, each with its logprobs when asked (its tokens from their place in the choice)."""
         start = offset = 0
-        for n, piece in enumerate(call.pieces):
-            logprobs = _logprobs(call, (piece,), start, offset)
-            for i in choices:
-                yield Event(offsets[n], self.chunk(piece, logprobs=logprobs, index=i), part="delta")
+        for piece in choice.pieces:
+            logprobs = _logprobs(self.call, (piece,), start, offset)
+            yield piece, logprobs
             if logprobs is not None:
                 start, offset = start + len(logprobs["tokens"]), offset + len(piece)
+
+    def events(self) -> Iterator[Event]:
+        # `n` choices: one per chunk, taking turns (as chat's, mockllm/choices.py `interleave`).
+        call, offsets, choices = self.call, self.call.offsets, self.choices
+        if call.script.choices is None:  # every choice the call's answer: each piece's logprobs made once
+            finish, indexes = _finish(choices[0]), range(len(choices))
+            for j, (piece, logprobs) in enumerate(self._pieces(choices[0])):
+                for i in indexes:
+                    yield Event(offsets[j], self.chunk(piece, logprobs=logprobs, index=i), part="delta")
+            for i in indexes:
+                yield Event(offsets[-1], self.chunk("", finish, index=i), part="finish")
+        else:
+            for at, i, said in interleave(choices, offsets, self._pieces):
+                if said is None:
+                    yield Event(at, self.chunk("", _finish(choices[i]), index=i), part="finish")
+                else:
+                    yield Event(at, self.chunk(said[0], logprobs=said[1], index=i), part="delta")
         last = offsets[-1]
-        for i in choices:
-            yield Event(last, self.chunk("", _finish(call), index=i), part="finish")
-        if call.request.include_usage:
-            yield Event(last, f'{self._head}{self._tail[:-1]},"usage":{dumps(_usage(call))}}}', part="tail")
+        if self.call.request.include_usage:
+            usage = dumps(_usage(self.call, choices))
+            yield Event(last, f'{self._head}{self._tail[:-1]},"usage":{usage}}}', part="tail")
         yield Event(last, "[DONE]", part="done")
 
     def fault_events(self, kind: str, at: float, message: str | None) -> list[Event]:
@@ -226,11 +243,14 @@ class CompletionsDialect(Dialect):
         return error_answer(500, body, derived.request_id, _NO_RETRY)
 
     def body(self, call: Call) -> bytes:
-        logprobs = _logprobs(call, call.pieces, 0, 0)
-        finish = _finish(call)
+        made = choices_of(call)
+        said: dict[int, tuple[str, dict[str, Any] | None, str]] = {}  # by choice: `n` choices may be one
+        for choice in made:
+            if id(choice) not in said:
+                said[id(choice)] = (choice.content or "", _logprobs(call, choice.pieces, 0, 0), _finish(choice))
         choices = [
-            {"text": call.content or "", "index": i, "logprobs": logprobs, "finish_reason": finish}
-            for i in range(call.request.n)
+            {"text": text, "index": i, "logprobs": logprobs, "finish_reason": finish}
+            for i, (text, logprobs, finish) in enumerate(said[id(c)] for c in made)
         ]
         completion = {
             "id": _completion_id(call),
@@ -238,7 +258,7 @@ class CompletionsDialect(Dialect):
             "created": call.derived.created,
             "model": call.model,
             "choices": choices,
-            "usage": _usage(call),
+            "usage": _usage(call, made),
         }
         return orjson.dumps(completion, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
