@@ -403,16 +403,40 @@ def test_anthropic_threaded_tool_runner_against_rules_on_the_last_message(serve)
     assert served.journal[1].json["thread"]["type"] == "continue"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mockllm does not keep Anthropic message threads: a `continue` request reaches the rules "
-    "with no history and no tools, so `tool`, `turn` and the result's tool name do not hold",
-)
-def test_anthropic_threaded_tool_runner_against_scripted_rules(serve) -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+def test_anthropic_threaded_tool_runner_against_scripted_rules(serve, streamed: bool) -> None:
+    # The fake keeps each threaded reply with its conversation (mockllm/dialects/message_threads.py):
+    # a `continue` reaches the rules as the whole request it stands for, its tools and turns included.
     served = serve(AGENTS / "weather.yaml")
     tools = Tools()
-    messages = tool_runner_messages(served, tools, threaded=True, streamed=False)
+    messages = tool_runner_messages(served, tools, threaded=True, streamed=streamed)
     assert [(block.type, block.text) for block in messages[-1].content] == [("text", SCRIPTED_ANSWER)]
+    assert rules_of(served) == SCRIPTED_RULES
+    second = served.journal[1].json
+    assert second["thread"]["type"] == "continue" and "tools" not in second and len(second["messages"]) == 1
+
+
+def test_anthropic_tool_runner_replays_a_lost_thread(serve) -> None:
+    # A `continue` from a reply the fake no longer holds (here: the engine reset between the turns) gets
+    # `thread_not_found` in error.details, and the SDK sends the whole history again under a new thread.
+    served = serve(AGENTS / "weather.yaml")
+    tools = Tools()
+    runner = claude(served).beta.messages.tool_runner(
+        model="claude-sonnet-4-5",
+        max_tokens=256,
+        tools=[beta_weather(tools)],
+        messages=[{"role": "user", "content": ASK}],
+    )
+    replies = []
+    for message in runner:
+        replies.append(message)
+        if len(replies) == 1:
+            served.engine.states["anthropic"] = type(served.engine.states["anthropic"])()
+    assert [(block.type, block.text) for block in replies[-1].content] == [("text", SCRIPTED_ANSWER)]
+    lost = served.journal[1]
+    assert lost.status == 404 and lost.json["thread"]["type"] == "continue"
+    replayed = served.journal[2].json
+    assert replayed["thread"] == {"type": "create"} and len(replayed["messages"]) == 3
 
 
 # -- google-genai: its automatic function calling ---------------------------------------------------

@@ -21,6 +21,7 @@ from ..request import Request, stream_flag, type_name
 from ..sse import Event, Write
 from ..tokens import count_tokens
 from .base import Call, Dialect, Route, Stream
+from .message_threads import CREATE_ONLY, ThreadStore, resolve
 
 if TYPE_CHECKING:
     import random
@@ -127,9 +128,10 @@ def _block_tokens(content: Any) -> int:
     return total
 
 
-def parse_messages(raw: bytes, headers: Mapping[str, str]) -> Request:
+def parse_messages(raw: bytes, headers: Mapping[str, str], threads: ThreadStore | None = None) -> Request:
     """Parse and check a Messages body; raise RequestError as Anthropic would answer (its messages
-    name the field: "max_tokens: Field required")."""
+    name the field: "max_tokens: Field required"). A threaded request (`thread`, message_threads.py)
+    is read as the whole request it stands for."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -138,6 +140,8 @@ def parse_messages(raw: bytes, headers: Mapping[str, str]) -> Request:
         ) from None
     if not isinstance(body, dict):
         raise _invalid(f"The request body must be a JSON object (model, max_tokens, messages), got {type_name(body)}")
+    if "thread" in body and threads is not None:
+        body = resolve(body, threads)
     for field in ("model", "max_tokens", "messages"):
         if field not in body:
             raise _invalid(f"{field}: Field required")
@@ -252,6 +256,16 @@ def _stop(call: Call) -> str:
     return _STOP.get(call.finish_reason, "end_turn")
 
 
+def _keep(call: Call, message_id: str, tool_ids: list[str]) -> None:
+    """A threaded request's reply: kept with its conversation, for the thread's next turn."""
+    body = call.request.body
+    if "thread" not in body or not isinstance(call.state, ThreadStore):
+        return
+    reply = {"role": "assistant", "content": _content(call, tool_ids)}
+    held = {field: body[field] for field in CREATE_ONLY if field in body}
+    call.state.put(message_id, (*body["messages"], reply), held)
+
+
 # -- streams ----------------------------------------------------------------------------------
 
 
@@ -262,6 +276,7 @@ class AnthropicStream(Stream):
         self.call = call
         self.message_id, self.tool_ids = _ids(call)
         self.deltas = len(call.pieces) + sum(len(t.fragments) for t in call.tools)
+        _keep(call, self.message_id, self.tool_ids)
 
     def events(self) -> Iterator[Event]:
         call, offsets = self.call, self.call.offsets
@@ -380,11 +395,19 @@ class AnthropicDialect(Dialect):
     id_prefix = "msg_"
     routes = (Route("POST", "/v1/messages"),)
 
+    def new_state(self) -> ThreadStore:
+        return ThreadStore()
+
     def parse(self, body: bytes, headers: Mapping[str, str], params: Mapping[str, str], state: Any) -> Request:
-        return parse_messages(body, headers)
+        return parse_messages(body, headers, state)
 
     def error_body(self, message: str, type: str, param: str | None, code: str | int | None, *, status: int) -> bytes:
-        return orjson.dumps({"type": "error", "error": {"type": type, "message": message}})
+        error: dict[str, Any] = {"type": type, "message": message}
+        if isinstance(code, str) and code.startswith("thread_"):
+            # The threads beta's rejections say what went wrong here, which the SDK acts on
+            # (anthropic/lib/threads/_thread_state.py, `_error_details`).
+            error["details"] = {"error_code": code}
+        return orjson.dumps({"type": "error", "error": error})
 
     def azure_error_body(self, code: str, message: str) -> bytes:
         return self.error_body(message, "api_error", None, code, status=500)  # no Azure flavour of this API
@@ -432,8 +455,8 @@ class AnthropicDialect(Dialect):
     ) -> Answer | None:
         script = hit.reply
         template = script.compiled[self.name]
-        if template is None or request.stream or script.fault is not None or request.stop:
-            return None
+        if template is None or request.stream or script.fault is not None or request.stop or "thread" in request.body:
+            return None  # (a threaded reply is kept for the thread's next turn: the general path does it)
         if request.max_tokens is not None and request.max_tokens < (script.sent_tokens or 0):
             return None  # the cap cuts it: the general path
         delay = 0.0 if not scale or script.instant else script.offsets(max(script.chunk_count, 1), rng, scale)[-1]
@@ -445,6 +468,7 @@ class AnthropicDialect(Dialect):
 
     def body(self, call: Call) -> bytes:
         message_id, tool_ids = _ids(call)
+        _keep(call, message_id, tool_ids)
         return orjson.dumps(_message(call, message_id, _content(call, tool_ids), _stop(call), call.completion_tokens))
 
     def stream(self, call: Call) -> Stream:
