@@ -13,22 +13,42 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["CallbackError", "call", "settle"]
+__all__ = ["CallbackError", "call", "describe", "settle"]
 
 
 class CallbackError(Exception):
     """A test's callable raised (or its awaitable did): `text` says what and where."""
 
     def __init__(self, code: Callable[..., Any], exc: BaseException) -> None:
-        name = getattr(code, "__qualname__", None) or repr(code)
-        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.text = f"mockllm: the test's callable {name} raised {type(exc).__name__}: {exc}\n{trace}"
+        # The traceback of the test's own code: the frames of this module and of the event loop that
+        # ran an async callable say nothing to the test's author.
+        frames = [
+            frame
+            for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename != __file__ and not any(part in frame.filename for part in _MACHINERY)
+        ]
+        trace = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+        trace += "".join(traceback.format_exception_only(type(exc), exc))
+        self.text = f"mockllm: the test's callable {describe(code)} raised {type(exc).__name__}: {exc}\n{trace}"
         super().__init__(self.text)
+
+
+_MACHINERY = ("/asyncio/", "/concurrent/futures/")
+
+
+def describe(code: Callable[..., Any]) -> str:
+    """A callable as a test's author knows it: its name, and where it is defined (file:line)."""
+    name = getattr(code, "__name__", None) or repr(code)
+    source = getattr(code, "__code__", None)
+    if source is None:
+        return name
+    return f"{name} ({os.path.basename(source.co_filename)}:{source.co_firstlineno})"
 
 
 def settle(value: Any, code: Callable[..., Any]) -> Any:

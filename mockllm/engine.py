@@ -15,19 +15,22 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .answer import Answer
 from .callbacks import CallbackError, call
 from .derive import Derived
 from .dialects import CHAT_DIALECT, DIALECTS, Dialect
 from .dialects.openai import JSON_HEADERS, error_body
-from .errors import RequestError, ScenarioError
+from .errors import RequestError
 from .journal import Entry, Journal
 from .loader import Scenario, load, load_mapping
 from .plan import error_answer, plan
 from .request import Request
 from .router import Hit, Router, Rule
 from .routes import Methods, resolve
-from .script import Script
+from .scenario import BODY_KEYS, Reply
+from .script import Script, compile_reply
 from .strict import check
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_MODEL", "NO_MATCH_STATUS", "Engine"]
@@ -199,7 +202,7 @@ class Engine:
             payload = dialect.error_body(exc.text, "mockllm_error", None, "callback_failed", status=500)
             answer = error_answer(500, payload, self._request_id(entry), _NO_RETRY, dialect)
             if entry is not None:
-                entry.status, entry.error = 500, exc.text
+                entry.status, entry.error, entry.raised = 500, exc.text, True
                 answer.entry = entry
             return answer
         if isinstance(routed, Hit):
@@ -345,7 +348,8 @@ def listing_dialect(headers: Mapping[str, str]) -> Dialect:
 
 
 def _responded(rule: Rule, request: Request) -> Script:
-    """The reply a rule's `respond` makes for this request, compiled (as a scenario's reply would be)."""
+    """The reply a rule's `respond` makes for this request, compiled; its text is sent as written (the
+    callable made it for this request: no placeholder is filled in)."""
     assert rule.respond is not None
     value = call(rule.respond, request)
     keys = {"content": value} if isinstance(value, str) else value
@@ -354,10 +358,14 @@ def _responded(rule: Rule, request: Request) -> Script:
             rule.respond, TypeError(f"expected reply keys (a mapping) or a str, got {type(value).__name__}")
         )
     try:
-        made = load_mapping({"version": 1, "rules": [{"reply": dict(keys)}]}, f"the reply of {rule.name}")
-    except ScenarioError as exc:
-        raise CallbackError(rule.respond, exc) from exc
-    return made.rules[0].replies[0]
+        reply = Reply.model_validate(dict(keys))
+    except ValidationError as exc:
+        raise CallbackError(rule.respond, ValueError(f"not a reply: {exc}")) from exc
+    if not reply.has_body:
+        raise CallbackError(
+            rule.respond, ValueError(f"a reply needs one of {', '.join(BODY_KEYS)}; got {dict(keys)!r}")
+        )
+    return compile_reply(reply, quoting=False)
 
 
 def _request_id(index: int) -> str:

@@ -29,6 +29,7 @@ class Entry:
     error: str | None = None  # why the request was refused, or what no rule matched
     sent: list[float] = field(default_factory=list)  # seconds from arrival, per network write
     aborted: bool = False  # the connection was dropped on purpose (a fault)
+    raised: bool = False  # a test's Python match or reply raised: `error` holds its traceback (status 500)
 
     @property
     def json(self) -> Any:

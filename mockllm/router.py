@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .callbacks import describe
 from .conditions import Conditions, Test, ToolResultCondition, clip, conditions, predicate
 from .conversation import conversation
 from .index import RuleIndex
@@ -64,8 +65,7 @@ class Rule:
         checks, reasons = conditions(self.match)
         out = [why(request) for check, why in zip(checks, reasons, strict=True) if not check(request)]
         if self.when is not None and not out and not predicate(self.when)(request):
-            name = getattr(self.when, "__qualname__", None) or repr(self.when)
-            out.append(f"match: the test's predicate {name} returned false")
+            out.append(f"match: the test's predicate {describe(self.when)} returned false")
         return out
 
 
@@ -99,7 +99,9 @@ class Miss:
             return "\n".join(lines)
         lines.append(f"  nearest rules (of {self.total_rules}):")  # closest first
         for rule, reasons in self.near:
-            lines.append(f"    - {rule.name} ({rule.origin}): " + "; ".join(reasons))
+            # A rule added in a test is named after where it was added: say that once.
+            label = rule.name if rule.name.startswith(rule.origin) else f"{rule.name} ({rule.origin})"
+            lines.append(f"    - {label}: " + "; ".join(reasons))
         closest = self.near[0][1] if self.near else []
         if closest and all(reason.startswith(("replies:", "times:")) for reason in closest):
             lines.append(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,20 +114,23 @@ class _Compiled(dict[str, Any]):
         return self.setdefault(name, None)
 
 
-def compile_reply(reply: Reply) -> Script:
+def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
     """The neutral reply (each dialect compiles more of it when first asked: see mockllm/dialects)."""
     content: str | None = None
     pieces: tuple[str, ...] = ()
     text_template: TextTemplate | None = None
     whole = reply.content if reply.content is not None else reply.refusal
+    # quoting=False: the text is sent as written, braces and all (a test's Python reply, which made it
+    # for this request already).
+    fill = compile_template if quoting else _as_written
     if whole is not None:  # a refusal's text too: each dialect says it its own way
-        template = compile_template(whole)
+        template = fill(whole)
         content = template.parts[0] if not template.dynamic else whole
         pieces = tuple(map(sys.intern, split_tokens(content)))
         if template.dynamic:
             text_template = TextTemplate((template,), split=True)
     elif reply.chunks is not None:
-        templates = tuple(map(compile_template, reply.chunks))
+        templates = tuple(map(fill, reply.chunks))
         if any(t.dynamic for t in templates):
             text_template = TextTemplate(templates, split=False)
             pieces = tuple(reply.chunks)
@@ -137,7 +140,7 @@ def compile_reply(reply: Reply) -> Script:
     elif reply.choices is not None and reply.generate is None:  # `choices` alone: every other API says the first
         content = reply.choices[0]
         pieces = tuple(map(sys.intern, split_tokens(content)))
-    tools = tuple(map(_tool_script, reply.tool_calls or ()))
+    tools = tuple(_tool_script(call, fill) for call in reply.tool_calls or ())
     completion: int | None = None
     # Made per call: the text and the arguments that quote the request. Their counts are left to the
     # call, and None tells each dialect that what it would compile of this reply does not apply.
@@ -179,11 +182,15 @@ def compile_reply(reply: Reply) -> Script:
     return script
 
 
-def _tool_script(call: ToolCall) -> ToolScript:
+def _as_written(text: str) -> Template:
+    return Template((text,))
+
+
+def _tool_script(call: ToolCall, fill: Callable[[str], Template]) -> ToolScript:
     if call.arguments is None:
         return ToolScript(call.name, "{}", ("{}",), call.id, from_schema=True)
     args = call.arguments if isinstance(call.arguments, str) else dumps(call.arguments)
-    template = compile_template(args)
+    template = fill(args)
     if not template.dynamic:
         args = template.parts[0]
     return ToolScript(

@@ -75,6 +75,20 @@ def test_the_agent_answers_from_the_tool(mockllm):
     assert [entry.rule for entry in mockllm.requests] == ["ask the tool", "answer from the forecast"]
 '''
 
+AGENT_IN_PYTHON = """\
+def test_the_agent_with_rules_in_python(mockllm):
+    mockllm.add(
+        match={"tool_result": {"name": "get_forecast"}},
+        reply=lambda request: f"Forecast: {request.body['messages'][-1]['content']}",
+    )
+    mockllm.add(
+        match={"tool": "get_forecast", "turn": 0},
+        reply={"tool_calls": [{"name": "get_forecast", "arguments": {"city": "Oslo"}}]},
+    )
+
+    assert run_agent(mockllm.client(), "Weather in Oslo?") == "Forecast: Sunny in Oslo"
+"""
+
 TRIP_YAML = """\
 version: 1
 sequence: conversation
@@ -90,16 +104,16 @@ rules:
 
 def test_the_readme_shows_these_blocks() -> None:
     blocks = readme_blocks("Testing an agent")
-    assert blocks == [AGENT_YAML, AGENT_TEST, TRIP_YAML]
+    assert blocks == [AGENT_YAML, AGENT_TEST, AGENT_IN_PYTHON, TRIP_YAML]
 
 
 @pytest.mark.parametrize("mode", ["server", "inprocess"])
 def test_the_agent_example_passes(pytester: pytest.Pytester, mode: str) -> None:
     (pytester.path / "scenarios").mkdir()
     (pytester.path / "scenarios" / "weather_agent.yaml").write_text(AGENT_YAML)
-    pytester.makepyfile(test_agent=AGENT_TEST)
+    pytester.makepyfile(test_agent=AGENT_TEST + "\n\n" + AGENT_IN_PYTHON)
     result = pytester.runpytest_subprocess(f"--mockllm-mode={mode}", "-p", "no:randomly")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
 
 
 def test_the_trip_sequence_plays_per_conversation(serve) -> None:

@@ -2,9 +2,9 @@
 
 It holds an Engine (rules, sequences, journal) served either under a namespace of the
 session's server or in-process, hands out clients of the OpenAI, Anthropic and Gemini SDKs
-pointed at it, and says at teardown what went wrong: requests no rule matched, and
-(opt-in) rules never used or replies never played. The SDKs are optional: each is
-imported when its client is asked for.
+pointed at it, and says what went wrong: requests no rule matched, requests a test's
+callable raised for, and (opt-in) rules never used or replies never played. The SDKs are
+optional: each is imported when its client is asked for.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pytest
 
-from mockllm import Engine, Entry, Journal, Rule, Scenario, load
+from mockllm import Engine, Entry, Journal, Request, Router, Rule, Scenario, load
 
 if TYPE_CHECKING:
     import anthropic
@@ -53,6 +54,7 @@ class MockLLM:
         self._closers: list[Callable[[], Any]] = []
         self._env = pytest.MonkeyPatch()
         self._files: set[Path] = set()  # scenario files loaded, so none is loaded twice
+        self._reported: set[int] = set()  # the journal entries (by index) a report named already
 
     def __repr__(self) -> str:
         return (
@@ -80,37 +82,136 @@ class MockLLM:
                 added.append(scenario)
         return added
 
-    def add(self, data: Mapping[str, Any]) -> Scenario:
-        """Add one rule (`{"match": ..., "reply": ...}`) or a whole scenario mapping (`{"rules": [...]}`)."""
-        return self.engine.add(data, source=_caller())
+    @overload
+    def add(
+        self,
+        data: None = None,
+        /,
+        *,
+        match: Mapping[str, Any] | Callable[[Request], Any] | None = None,
+        reply: Mapping[str, Any] | str | Callable[[Request], Any] | None = None,
+        replies: Sequence[Mapping[str, Any] | str] | None = None,
+        name: str | None = None,
+        times: int | None = None,
+        priority: int | None = None,
+        optional: bool | None = None,
+        sequence: Literal["server", "conversation"] | None = None,
+    ) -> Rule: ...
+
+    @overload
+    def add(self, data: Mapping[str, Any], /) -> Rule | Scenario: ...
+
+    def add(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        match: Mapping[str, Any] | Callable[[Request], Any] | None = None,
+        reply: Mapping[str, Any] | str | Callable[[Request], Any] | None = None,
+        replies: Sequence[Mapping[str, Any] | str] | None = None,
+        name: str | None = None,
+        times: int | None = None,
+        priority: int | None = None,
+        optional: bool | None = None,
+        sequence: Literal["server", "conversation"] | None = None,
+    ) -> Rule | Scenario:
+        """Add one rule, and return it.
+
+        `match`: the conditions of a scenario's `match:` as a dict (user, system, model, endpoint,
+        stream, headers, tool, tool_result, turn, last_role), or a callable taking the
+        `mockllm.Request` that returns whether the rule matches; left out, it matches any request.
+        `reply`: reply keys as a dict, a str (the content), or a callable taking the Request that
+        returns one of those, made anew for each call. `replies`: a list of dicts or strs, played one
+        per call. A callable may be async (awaited on a loop of mockllm's own, not the test's); what
+        it raises answers the request 500 and fails the test, with the traceback. The other keywords
+        are the rule keys of a scenario file (`sequence`: "server" or "conversation").
+
+        A mapping instead of keywords is one rule as a scenario file writes it (`{"match": ...,
+        "reply": ...}`), or a whole scenario (`{"rules": [...]}`), whose Scenario is returned.
+        """
+        source = _caller()
+        keywords = {"match": match, "reply": reply, "replies": replies, "name": name, "times": times}
+        keywords |= {"priority": priority, "optional": optional, "sequence": sequence}
+        given = [key for key, value in keywords.items() if value is not None]
+        if data is not None:
+            if given:
+                raise TypeError(
+                    "mockllm.add() takes one rule as a mapping or as keywords, not both;"
+                    f" got a mapping and {', '.join(f'{key}=' for key in given)}"
+                )
+            if not isinstance(data, Mapping):
+                raise TypeError(
+                    f"mockllm.add() takes a rule mapping ({{'match': ..., 'reply': ...}}); got {type(data).__name__}"
+                )
+            scenario = self.engine.add(data, source=source)
+            return scenario if "rules" in data else scenario.rules[0]
+        if reply is not None and replies is not None:
+            raise TypeError("mockllm.add() takes reply= (every call's) or replies= (one per call), not both")
+        if reply is None and replies is None:
+            raise TypeError("mockllm.add() needs reply= (a dict, a str or a callable) or replies= (a list)")
+        rule: dict[str, Any] = {}
+        when = respond = None
+        if callable(match):
+            when = match
+        elif match is not None:
+            if not isinstance(match, Mapping):
+                raise TypeError(f"mockllm.add(match=...) takes a dict of conditions or a callable; got {_kind(match)}")
+            rule["match"] = dict(match)
+        if callable(reply):
+            respond = reply
+        elif reply is not None:
+            rule["reply"] = _reply_keys(reply, "reply")
+        if replies is not None:
+            rule["replies"] = _reply_list(replies, "mockllm.add")
+        rule |= {key: keywords[key] for key in ("name", "times", "priority", "optional", "sequence") if key in given}
+        return self.engine.add(rule, source=source, when=when, respond=respond).rules[0]
 
     def reply(
         self,
         content: str | None = None,
         *,
+        replies: Sequence[Mapping[str, Any] | str] | None = None,
         when_user_contains: str | None = None,
-        model: str | None = None,
+        when_model: str | None = None,
         name: str | None = None,
         times: int | None = None,
-        **reply: Any,
+        **reply_keys: Any,
     ) -> Rule:
-        """Add a rule that answers `content` (or any reply keys: chunks=, tool_calls=, error=, fault=...).
+        """Add a rule that answers `content` (or any reply keys: chunks=, tool_calls=, error=, model=...),
+        or plays `replies` (strs or dicts of reply keys) one per call.
 
-        `when_user_contains` and `model` (a glob) are its conditions; left out, it matches any request.
+        `when_user_contains` and `when_model` (a glob) are its conditions; left out, it matches any
+        request. `model=` is a reply key, as in a scenario file: the model the answer reports.
         """
+        source = _caller()
+        if replies is not None and (content is not None or reply_keys):
+            given = ["content"] * (content is not None) + [f"{key}=" for key in reply_keys]
+            raise TypeError(
+                "mockllm.reply() takes content and reply keys, or replies=, not both;"
+                f" got {', '.join(given)} and replies="
+            )
+        model = reply_keys.get("model")
+        if isinstance(model, str) and any(ch in model for ch in "*?["):
+            # Before issue 14, `model=` was the condition: a glob here is surely one.
+            raise TypeError(
+                f"mockllm.reply(model={model!r}): model= is the model the answer reports; to match"
+                f" the request's model, write when_model={model!r}"
+            )
         match: dict[str, Any] = {}
         if when_user_contains is not None:
             match["user"] = {"contains": when_user_contains}
-        if model is not None:
-            match["model"] = model
-        if content is not None:
-            reply["content"] = content
-        rule: dict[str, Any] = {"match": match, "reply": reply}
+        if when_model is not None:
+            match["model"] = when_model
+        rule: dict[str, Any] = {"match": match}
+        if replies is not None:
+            rule["replies"] = _reply_list(replies, "mockllm.reply")
+        else:
+            rule["reply"] = reply_keys if content is None else {**reply_keys, "content": content}
         if name is not None:
             rule["name"] = name
         if times is not None:
             rule["times"] = times
-        return self.engine.add(rule, source=_caller()).rules[0]
+        return self.engine.add(rule, source=source).rules[0]
 
     # -- clients -----------------------------------------------------------------------
 
@@ -279,33 +380,78 @@ class MockLLM:
     # -- teardown ----------------------------------------------------------------------
 
     def problems(self, *, allow_unmatched: bool, assert_all_used: bool) -> list[str]:
-        """What should fail the test: unmatched requests, and (opt-in) rules not used or not played out."""
+        """What should fail the test: `request_problems`, and (opt-in) `usage_problems`."""
+        return self.request_problems(allow_unmatched=allow_unmatched) + (
+            self.usage_problems() if assert_all_used else []
+        )
+
+    def request_problems(self, *, allow_unmatched: bool, failure: str = "") -> list[str]:
+        """The requests that should fail the test and were not reported yet: those no rule matched
+        (unless allowed), and those whose Python code (a callable of `add()`) raised. Each request is
+        reported once: in the failure of a test that failed, else at its teardown.
+
+        `failure`: the text of the test's failure, when it failed. A report it already holds (the
+        SDK's exception quotes the error message: openai >= 3 line by line) is not copied again.
+        """
+        fresh = [entry for entry in self.requests if entry.index not in self._reported]
+        missed = set() if allow_unmatched else {entry.index for entry in self.requests.unmatched}
+        unmatched = [entry for entry in fresh if entry.index in missed]
+        raised = [entry for entry in fresh if _callable_raised(entry)]
+        self._reported.update(entry.index for entry in unmatched + raised)
+        said = _plain(failure)
+
+        def told(entry: Entry) -> list[str]:
+            error = (entry.error or "").rstrip("\n")
+            if error and said and _plain(error) in said:
+                return ["", f"{_describe(entry)}: as the error above says"]
+            return ["", _describe(entry), error]
+
         out: list[str] = []
-        unmatched = [] if allow_unmatched else self.requests.unmatched
         if unmatched:
             lines = [
                 f"mockllm: {_count(len(unmatched), 'request')} matched no rule (answered {unmatched[0].status}"
                 " no_rule_matched, which the code under test may have swallowed):"
             ]
             for entry in unmatched:
-                lines += ["", f"{_describe(entry)}", entry.error or ""]
+                lines += told(entry)
+            if not self.engine.router.rules:
+                lines += [
+                    "",
+                    "The test has no rules: name scenario files in @pytest.mark.mockllm(...) or the"
+                    " mockllm_scenarios option, or add rules with mockllm.reply(...) or mockllm.add(...).",
+                ]
             lines += ["", "If the test means to send it, mark the test @pytest.mark.mockllm(allow_unmatched=True)."]
             out.append("\n".join(lines))
-        if assert_all_used:
-            router = self.engine.router
-            unused, unfinished = router.unused(), [r for r in router.unfinished() if router.calls(r)]
-            if unused:
-                lines = [f"mockllm: {_count(len(unused), 'rule')} never used (assert_all_used is on):"]
-                lines += [f"  - {r.name} ({r.origin})" for r in unused]
-                out.append("\n".join(lines))
-            if unfinished:
-                lines = [f"mockllm: {_count(len(unfinished), 'rule')} did not play all its replies:"]
-                lines += [
-                    f"  - {r.name} ({r.origin}): played {router.calls(r)} of {len(r.replies)}" for r in unfinished
-                ]
-                out.append("\n".join(lines))
-            if unused or unfinished:
-                out.append("Use them, remove them, or mark the test @pytest.mark.mockllm(assert_all_used=False).")
+        if raised:
+            lines = [
+                f"mockllm: the test's Python code raised for {_count(len(raised), 'request')} (answered 500,"
+                " which the code under test may have swallowed):"
+            ]
+            for entry in raised:
+                lines += told(entry)
+            out.append("\n".join(lines))
+        return out
+
+    def usage_problems(self) -> list[str]:
+        """The rules this test left unused, and the `replies` it did not play out (`optional: true`
+        rules aside)."""
+        router = self.engine.router
+        unused = [r for r in router.unused() if not r.optional]
+        unfinished = [r for r in router.unfinished() if router.calls(r) and not r.optional]
+        out: list[str] = []
+        if unused:
+            lines = [f"mockllm: {_count(len(unused), 'rule')} never used (assert_all_used is on):"]
+            lines += [f"  - {r.name} ({r.origin})" for r in unused]
+            out.append("\n".join(lines))
+        if unfinished:
+            lines = [f"mockllm: {_count(len(unfinished), 'rule')} did not play all its replies:"]
+            lines += [f"  - {r.name} ({r.origin}): {_played(router, r)}" for r in unfinished]
+            out.append("\n".join(lines))
+        if unused or unfinished:
+            out.append(
+                "Use them, remove them, mark them `optional: true`,"
+                " or mark the test @pytest.mark.mockllm(assert_all_used=False)."
+            )
         return out
 
     def close(self) -> None:
@@ -323,7 +469,8 @@ class MockLLM:
         for folder in self._search:
             if (folder / path).exists():
                 return readable(folder / path)
-        tried = ", ".join(str(folder / path) for folder in self._search)
+        # Each folder once: the test file's may be the rootdir.
+        tried = ", ".join(dict.fromkeys(str(folder / path) for folder in self._search))
         raise FileNotFoundError(f"no scenario file or folder {str(path)!r} (looked at: {tried})")
 
 
@@ -373,8 +520,48 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _describe(entry: Entry) -> str:
-    answered = f"rule {entry.rule!r}" if entry.rule else "no rule"
+    answered = f"rule {entry.rule!r}" if entry.rule else "a callable raised" if _callable_raised(entry) else "no rule"
     return f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})"  # the path names the API
+
+
+def _callable_raised(entry: Entry) -> bool:
+    """The request's answer is the 500 of a test's callable that raised (mockllm/callbacks.py)."""
+    return entry.raised
+
+
+def _plain(text: str) -> str:
+    """Text with each line stripped, and the `E` pytest puts before an exception's lines dropped."""
+    return "\n".join(_FAILURE_MARK.sub("", line).strip() for line in text.splitlines())
+
+
+_FAILURE_MARK = re.compile(r"^E\s+")
+
+
+def _played(router: Router, rule: Rule) -> str:
+    if rule.per_conversation:
+        return f"a conversation stopped before the last of its {len(rule.replies)} replies"
+    return f"played {router.calls(rule)} of {len(rule.replies)}"
+
+
+def _reply_list(replies: Any, method: str) -> list[dict[str, Any]]:
+    """`replies=`: a list (any sequence but a str) of strs or reply mappings."""
+    if isinstance(replies, str | Mapping) or not isinstance(replies, Sequence):
+        raise TypeError(f"{method}(replies=...) takes a list of dicts or strs; got {_kind(replies)}")
+    return [_reply_keys(one, f"replies[{i}]") for i, one in enumerate(replies)]
+
+
+def _reply_keys(value: Any, where: str) -> dict[str, Any]:
+    """Reply keys from a str (the content) or a mapping."""
+    if isinstance(value, str):
+        return {"content": value}
+    if isinstance(value, Mapping):
+        return dict(value)
+    hint = " (a callable goes in reply=)" if callable(value) else ""
+    raise TypeError(f"mockllm: {where} must be a dict of reply keys or a str{hint}; got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
 
 
 def _count(n: int, noun: str) -> str:

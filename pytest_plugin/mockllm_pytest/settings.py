@@ -16,9 +16,20 @@ from typing import Any, TypeVar
 
 import pytest
 
-__all__ = ["MARKER", "MODES", "Settings", "TestSettings", "add_options", "read_settings", "test_settings"]
+__all__ = [
+    "ASSERT_ALL_USED",
+    "MARKER",
+    "MODES",
+    "Settings",
+    "TestSettings",
+    "add_options",
+    "read_settings",
+    "test_settings",
+]
 
 MODES = ("server", "inprocess")
+# assert_all_used: off; each test checks its own rules at teardown; or once, over the whole session.
+ASSERT_ALL_USED = ("false", "true", "session")
 MARKER = (
     "mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None, allow_unmatched=False):"
     " scenario files or folders for the `mockllm` fixture (relative to the test file's folder, else the rootdir),"
@@ -35,13 +46,15 @@ class Settings:
     scenarios: Path | None = None  # loaded by every `mockllm` fixture, before the marker's
     seed: int = 0
     time_scale: float = 0.0  # 0: streams are sent at once; 1: as the scenarios' timing says
-    assert_all_used: bool = False
+    # "false"; "true": each test that passed fails at teardown for the rules it left unused; "session":
+    # one check at the end of the session, where a rule counts as used if any test used it.
+    assert_all_used: str = "false"
 
     def header(self) -> str:
         scenarios = self.scenarios if self.scenarios is not None else "none"
         return (
             f"mockllm: mode={self.mode}, scenarios={scenarios}, seed={self.seed}, "
-            f"time_scale={self.time_scale:g}, assert_all_used={str(self.assert_all_used).lower()}"
+            f"time_scale={self.time_scale:g}, assert_all_used={self.assert_all_used}"
         )
 
 
@@ -54,7 +67,10 @@ class TestSettings:
     mode: str
     seed: int
     time_scale: float
-    assert_all_used: bool
+    assert_all_used: bool  # this test checks its own rules at teardown
+    # Its rules are among those the session checks at its end (assert_all_used=session; a marker's
+    # assert_all_used=False takes them out). What it uses counts as used either way.
+    session_check: bool = False
     paths: tuple[str, ...] = ()
     env: bool = False
     allow_unmatched: bool = False
@@ -77,19 +93,27 @@ def add_options(parser: pytest.Parser) -> None:
             help=f"{help_text} (default: {default})",
         )
         parser.addini(f"mockllm_{name.replace('-', '_')}", f"{help_text} (default: {default})", default="")
+    # Two flags, not one option with an optional value: `--mockllm-assert-all-used tests/` would
+    # take the path for its value.
     group.addoption(
         "--mockllm-assert-all-used",
         dest="mockllm_assert_all_used",
         action="store_const",
-        const=True,
+        const="true",
         default=None,
-        help="fail a test whose rules were not all used, or replies not all played",
+        help="fail a test that passed but left rules unused, or replies not all played",
+    )
+    group.addoption(
+        "--mockllm-assert-all-used-session",
+        dest="mockllm_assert_all_used",
+        action="store_const",
+        const="session",
+        help="check once, at the end of the session, that every rule was used by some test",
     )
     parser.addini(
         "mockllm_assert_all_used",
-        "fail a test whose rules were not all used (default: false)",
-        type="bool",
-        default=False,
+        "true: fail a test that left rules unused; session: check once over the whole session (default: false)",
+        default="",
     )
 
 
@@ -119,23 +143,28 @@ def read_settings(config: pytest.Config) -> Settings:
         else:
             base = config.inipath.parent if config.inipath is not None else config.rootpath
         scenarios = _existing_path(base / str(value), where)
-    assert_all_used = config.getoption("mockllm_assert_all_used")
     return Settings(
         mode=get("mockllm_mode", _mode, "server"),
         scenarios=scenarios,
         seed=get("mockllm_seed", _seed, 0),
         time_scale=get("mockllm_time_scale", _time_scale, 0.0),
-        assert_all_used=bool(config.getini("mockllm_assert_all_used")) if assert_all_used is None else True,
+        assert_all_used=get("mockllm_assert_all_used", _assert_all_used, "false"),
     )
 
 
 def test_settings(settings: Settings, marker: pytest.Mark | None) -> TestSettings:
     """Apply a `mockllm` marker to the session's settings (pytest.fail on a bad marker)."""
-    base = TestSettings(settings.mode, settings.seed, settings.time_scale, settings.assert_all_used)
+    base = TestSettings(
+        settings.mode,
+        settings.seed,
+        settings.time_scale,
+        assert_all_used=settings.assert_all_used == "true",
+        session_check=settings.assert_all_used == "session",
+    )
     if marker is None:
         return base
     kwargs: Mapping[str, Any] = marker.kwargs
-    known = {f.name for f in dataclasses.fields(TestSettings)} - {"paths"}
+    known = {f.name for f in dataclasses.fields(TestSettings)} - {"paths", "session_check"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         pytest.fail(
@@ -160,9 +189,13 @@ def test_settings(settings: Settings, marker: pytest.Mark | None) -> TestSetting
         for flag in ("env", "allow_unmatched", "assert_all_used"):
             if kwargs.get(flag) is not None:
                 changes[flag] = _flag(kwargs[flag], f"{where}({flag}=...)")
+        if changes.get("assert_all_used") is False:
+            changes["session_check"] = False  # out of the session's check too
     except pytest.UsageError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return dataclasses.replace(base, **changes)
+        problem = str(exc)
+    else:
+        return dataclasses.replace(base, **changes)
+    pytest.fail(problem, pytrace=False)  # out of the except: the error says it once, not chained
 
 
 # -- parsers: (value, where it came from) -> value, or UsageError --------------------------------
@@ -195,6 +228,18 @@ def _time_scale(value: Any, where: str) -> float:
     if scale < 0 or not math.isfinite(scale):
         raise pytest.UsageError(problem)
     return scale
+
+
+# What the ini option may say (pytest's words for a bool, and "session"), and what it means.
+_USED_WORDS = dict.fromkeys(("true", "1", "yes", "on", "y", "t"), "true")
+_USED_WORDS |= dict.fromkeys(("false", "0", "no", "off", "n", "f"), "false") | {"session": "session"}
+
+
+def _assert_all_used(value: Any, where: str) -> str:
+    text = str(value).strip().lower()
+    if text not in _USED_WORDS:
+        raise pytest.UsageError(f"mockllm: {where} must be one of {', '.join(ASSERT_ALL_USED)}; got {value!r}")
+    return _USED_WORDS[text]
 
 
 def _flag(value: Any, where: str) -> bool:

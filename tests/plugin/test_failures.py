@@ -125,7 +125,7 @@ UNUSED_REPORT = [
     "mockllm: 1 rule did not play all its replies:",
     "  - two-step (scenario.yaml:9): played 1 of 2",
     "",
-    "Use them, remove them, or mark the test @pytest.mark.mockllm(assert_all_used=False).",
+    "Use them, remove them, mark them `optional: true`, or mark the test @pytest.mark.mockllm(assert_all_used=False).",
 ]
 
 

@@ -54,8 +54,23 @@ def test_command_line_beats_ini_beats_default(pytester: pytest.Pytester) -> None
             "mockllm: --mockllm-scenarios: no such scenario file or folder: *nowhere",
         ),
         ("mockllm_scenarios = bad.yaml", [], "mockllm: the scenarios option names files that do not load:"),
+        (
+            "mockllm_assert_all_used = always",
+            [],
+            "mockllm: ini option mockllm_assert_all_used must be one of false, true, session; got 'always'",
+        ),
     ],
-    ids=["mode", "ini-mode", "seed", "ini-seed", "time-scale", "ini-time-scale", "scenarios", "ini-bad-yaml"],
+    ids=[
+        "mode",
+        "ini-mode",
+        "seed",
+        "ini-seed",
+        "time-scale",
+        "ini-time-scale",
+        "scenarios",
+        "ini-bad-yaml",
+        "ini-assert-all-used",
+    ],
 )
 def test_bad_values_stop_the_run_with_a_usage_error(
     pytester: pytest.Pytester, ini: str, args: list[str], message: str
@@ -79,7 +94,16 @@ def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> N
         ]
     )
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["mockllm:*", "*--mockllm-mode=VALUE*", "*--mockllm-assert-all-used*"])
+    result.stdout.fnmatch_lines(
+        [
+            "mockllm:*",
+            "*--mockllm-mode=VALUE*",
+            "  --mockllm-assert-all-used",
+            "*",
+            "*",
+            "  --mockllm-assert-all-used-session",
+        ]
+    )
 
 
 def test_the_closest_marker_wins(pytester: pytest.Pytester) -> None:
@@ -131,7 +155,7 @@ def test_bad_markers_fail_the_test_clearly(pytester: pytest.Pytester) -> None:
             " known: allow_unmatched, assert_all_used, env, mode, seed, time_scale",
             "*mockllm: @pytest.mark.mockllm(mode=...) must be one of server, inprocess; got 'live'",
             "*mockllm: @pytest.mark.mockllm(time_scale=...) must be a number >= 0*got 'fast'",
-            "*mockllm: @pytest.mark.mockllm: no scenario file or folder 'missing.yaml' (looked at: *missing.yaml, *)",
+            "*mockllm: @pytest.mark.mockllm: no scenario file or folder 'missing.yaml' (looked at: *missing.yaml)",
         ]
     )
 

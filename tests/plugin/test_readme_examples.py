@@ -167,16 +167,64 @@ mockllm_seed = 7
 mockllm_assert_all_used = true
 """
 
+# -- the rules-in-Python and session-check blocks ---------------------------------------------
+
+PYTHON_RULES_EXAMPLE = """\
+from mockllm import Request
+
+
+def test_rules_in_python(mockllm):
+    mockllm.reply("Bonjour !", when_user_contains="French", model="gpt-4o-2024-08-06")
+    mockllm.add(match={"model": "o*"}, replies=["Let me think.", "Done."])
+
+    def is_question(request: Request) -> bool:
+        return (request.user_text or "").endswith("?")
+
+    def echo(request: Request) -> str:
+        return f"You asked {request.model}: {request.user_text}"
+
+    mockllm.add(match=is_question, reply=echo)
+    client = mockllm.client()
+
+    def ask(text, model="gpt-4o-mini"):
+        return client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": text}]
+        )
+
+    french = ask("Hello in French")
+    assert french.choices[0].message.content == "Bonjour !"
+    assert french.model == "gpt-4o-2024-08-06"  # model=: the model the answer reports
+    assert ask("Plan it", model="o3").choices[0].message.content == "Let me think."
+    assert ask("Why?").choices[0].message.content == "You asked gpt-4o-mini: Why?"
+"""
+
+SESSION_PYPROJECT = """\
+[tool.pytest.ini_options]
+mockllm_scenarios = "tests/scenarios"
+mockllm_assert_all_used = "session"
+"""
+
+SESSION_REPORT = """\
+============= mockllm: assert_all_used=session: rules no test used =============
+mockllm: 1 rule never used by any test (assert_all_used=session):
+  - flaky (tests/scenarios/retry.yaml:4)
+
+Use them, remove them, or mark them `optional: true`.
+"""
+
 BLOCKS = [
     FIRST_EXAMPLE,
     SUMMARY_YAML,
     ENV_EXAMPLE,
+    PYTHON_RULES_EXAMPLE,
     CLIENTS_EXAMPLE,
     CLIENTS_ENV_EXAMPLE,
     MODE_EXAMPLE,
     RETRY_YAML,
     JOURNAL_EXAMPLE,
     UNMATCHED_REPORT,
+    SESSION_PYPROJECT,
+    SESSION_REPORT,
     PYPROJECT,
 ]
 
@@ -200,8 +248,16 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "example",
-    [FIRST_EXAMPLE, ENV_EXAMPLE, CLIENTS_EXAMPLE, CLIENTS_ENV_EXAMPLE, MODE_EXAMPLE, JOURNAL_EXAMPLE],
-    ids=["first", "env", "clients", "clients-env", "mode", "journal"],
+    [
+        FIRST_EXAMPLE,
+        ENV_EXAMPLE,
+        CLIENTS_EXAMPLE,
+        CLIENTS_ENV_EXAMPLE,
+        MODE_EXAMPLE,
+        JOURNAL_EXAMPLE,
+        PYTHON_RULES_EXAMPLE,
+    ],
+    ids=["first", "env", "clients", "clients-env", "mode", "journal", "python-rules"],
 )
 def test_examples_pass(project: pytest.Pytester, example: str, mode: str) -> None:
     project.makepyfile(test_example=example)
@@ -245,4 +301,18 @@ def test_the_pyproject_settings(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         ["mockllm: 1 rule never used (assert_all_used is on):", "  - summary (tests/scenarios/summary.yaml:4)"]
+    )
+
+
+def test_the_session_report_is_what_pytest_prints(project: pytest.Pytester) -> None:
+    project.makefile(".toml", pyproject=SESSION_PYPROJECT)
+    (project.path / "tests").mkdir()
+    (project.path / "scenarios").rename(project.path / "tests" / "scenarios")
+    (project.path / "tests" / "test_summarize.py").write_text(ENV_EXAMPLE)  # uses the summary, not the retry
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    lines = SESSION_REPORT.splitlines()
+    result.stdout.fnmatch_lines(
+        ["*= mockllm: assert_all_used=session: rules no test used =*", *lines[1:]], consecutive=True
     )
