@@ -61,3 +61,9 @@ def _library() -> str:
     from mockllm_pytest.inprocess import library_of_openai
 
     return library_of_openai()
+
+
+def reported(result: Any) -> str:
+    """What a pytester run printed before its short test summary: the reports themselves. (Under CI,
+    pytest does not cut the summary's lines, which then repeat each error's whole message.)"""
+    return str(result.stdout.str()).split(" short test summary info ")[0]

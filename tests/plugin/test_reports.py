@@ -16,7 +16,7 @@ from typing import Any
 import openai
 import pytest
 from mockllm_pytest import MockLLM
-from plugin_helpers import MODES, in_both_modes, user, warm_up
+from plugin_helpers import MODES, in_both_modes, reported, user, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -64,7 +64,7 @@ def test_a_failed_test_says_its_unmatched_request_once_in_its_failure(project: p
             "#0 POST /*v1/chat/completions -> 418 (no rule)*",
         ]
     )
-    out = result.stdout.str()
+    out = reported(result)
     assert "ERROR at teardown" not in out and out.count("matched no rule (answered") == 1
     # The near-miss report, readable once: in mockllm's section, or in the exception when the SDK
     # writes the error's message out line by line (openai >= 3), the section then pointing at it.
@@ -106,7 +106,7 @@ def test_a_failure_for_another_reason_still_names_the_swallowed_request(project:
     result = project.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["E *assert None == 'Bye!'", "*- mockllm -*", UNMATCHED_HEADLINE])
-    assert result.stdout.str().count("matched no rule (answered") == 1
+    assert reported(result).count("matched no rule (answered") == 1
 
 
 def test_a_request_after_the_failure_is_reported_at_teardown_once(project: pytest.Pytester) -> None:
@@ -134,7 +134,7 @@ def test_a_request_after_the_failure_is_reported_at_teardown_once(project: pytes
     )
     result = project.runpytest()
     result.assert_outcomes(failed=1, errors=1)
-    out = result.stdout.str()
+    out = reported(result)
     assert out.count("user='during'") == 1 and out.count("user='at exit'") == 1
     result.stdout.fnmatch_lines(
         ["*ERROR at teardown of test_fails*", UNMATCHED_HEADLINE, "", "#1 POST *", "*user='at exit'"]
@@ -220,7 +220,7 @@ def test_a_callable_that_raises_answers_500_and_the_test_says_the_traceback(
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(failed=2, passed=2, errors=2)
     lines = result.stdout.lines
-    out = result.stdout.str()
+    out = reported(result)
 
     def section(title: str) -> str:
         """One test's part of the report: from its title line to the next title (not the `_ _ _` rules within)."""
@@ -274,7 +274,7 @@ def test_a_missing_scenario_file_is_reported_once(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest("-rN")  # no short summary: each message shows once
     result.assert_outcomes(errors=2)
-    out = result.stdout.str()
+    out = reported(result)
     result.stdout.fnmatch_lines(
         [
             "*ERROR at setup of test_missing*",

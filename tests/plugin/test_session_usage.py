@@ -8,7 +8,7 @@ test used it. The check fails the run (its exit code), once, in the terminal sum
 from __future__ import annotations
 
 import pytest
-from plugin_helpers import warm_up
+from plugin_helpers import reported, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -109,7 +109,7 @@ def test_a_rule_no_test_used_fails_the_run_once(project: pytest.Pytester) -> Non
             "Use them, remove them, or mark them `optional: true`.",
         ]
     )
-    out = result.stdout.str()
+    out = reported(result)
     assert out.count("farewell") == 1 and "rarely" not in out  # optional: not reported
 
 
@@ -217,5 +217,5 @@ def test_one_rule(mockllm, text):
     result.stdout.fnmatch_lines(
         [SUMMARY, "mockllm: 1 rule whose replies no test played to the end:", "  - steps (shared.yaml:9): 2 replies"]
     )
-    out = result.stdout.str()
+    out = reported(result)
     assert "never used" not in out and out.count("rules no test used") == 1
