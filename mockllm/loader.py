@@ -8,6 +8,7 @@ rewritten to name the YAML path and line, with a "did you mean" for unknown keys
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -346,7 +347,7 @@ def _rule(
         merged.append(full)
     if len(problems) > failed:
         return None
-    stem = Path(source).name
+    stem = _file_name(source)
     line = _line(lines, ("rules", index))
     return Rule(
         name=rule.name or f"{stem}:rules[{index}]",
@@ -362,6 +363,12 @@ def _rule(
         per_conversation=(rule.sequence or head.sequence) == "conversation",
         optional=rule.optional,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _file_name(source: str) -> str:
+    """The file name of a source (asked once per rule: a recording has thousands)."""
+    return Path(source).name
 
 
 def _unsent_fault(rule: RuleSpec, reply: Reply) -> str | None:
