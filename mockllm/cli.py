@@ -1,9 +1,10 @@
-"""The command line: `mockllm serve`, `mockllm validate`, `mockllm --version`."""
+"""The command line: `mockllm serve`, `mockllm record`, `mockllm validate`, `mockllm --version`."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse what the real APIs refuse (unknown request fields, values out of range) with their 400",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs speed)")
+    _record_parser(sub)
     validate = sub.add_parser(
         "validate", help="check scenario files and folders: report every problem of each, exit 1 if any"
     )
@@ -97,10 +99,64 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression ({exc}): {text!r}") from None
+
+
+def _record_parser(sub: Any) -> None:
+    from .recording import DEFAULT_IGNORED
+
+    record = sub.add_parser(
+        "record",
+        help="a proxy to a real provider: clients point at it, and it writes what passes as a scenario",
+        description="Forward every request to the upstream, stream its answer back as it comes, and write "
+        "each exchange as a rule of OUT/NAME.yaml (rewritten after each one), on the schedule it came.",
+    )
+    record.add_argument(
+        "--upstream", required=True, metavar="URL", help="the provider, e.g. https://api.openai.com (or …/v1)"
+    )
+    record.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder of the scenario file")
+    record.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    record.add_argument("--port", type=int, default=8001, help="port to listen on (default: 8001; 0 picks one)")
+    record.add_argument("--name", default="recording", help="the file's name, without .yaml (default: recording)")
+    record.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="a top-level request field the rules do not match on (repeatable), besides the default ones: "
+        + ", ".join(DEFAULT_IGNORED),
+    )
+    record.add_argument(
+        "--redact",
+        action="append",
+        default=[],
+        type=_regex,
+        metavar="REGEX",
+        help="replace what matches in every written text with [redacted] (repeatable); API keys seen in "
+        "headers and in a key= query parameter always are",
+    )
+    record.add_argument(
+        "--keep-ids", action="store_true", help="write the model (and chat's system_fingerprint) the answers name"
+    )
+    record.add_argument(
+        "--round-ms",
+        type=_non_negative(float),
+        default=0.1,
+        metavar="MS",
+        help="round recorded times to MS milliseconds (default: 0.1); coarser makes re-recordings differ less",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.paths)
+    if args.command == "record":
+        return _record(args)
     if args.command == "schema":
         from .schema import main as schema
 
@@ -160,6 +216,44 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     print(f"mockllm: OPENAI_BASE_URL={base_url(host, port)}", file=sys.stderr)
     run(engine, sock, access_log=args.access_log, shutdown_grace=args.shutdown_grace)
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from .recorder import Recorder, run_recorder
+    from .recording import DEFAULT_IGNORED, Recording
+
+    path = args.out / f"{args.name}.yaml"
+    recording = Recording(
+        path,
+        ignore=[*DEFAULT_IGNORED, *args.ignore],
+        redact=args.redact,
+        keep_ids=args.keep_ids,
+        round_ms=args.round_ms,
+    )
+    try:
+        recorder = Recorder(args.upstream, recording)
+    except ValueError as exc:
+        print(f"mockllm: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        print(f"mockllm: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    host, port = sock.getsockname()[:2]
+    print(f"mockllm: recording {recorder.root}{recorder.base_path} to {path}", file=sys.stderr)
+    warning = exposure_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr)
+    root = base_url(host, port)[: -len("/v1")]
+    print(
+        f"mockllm: OPENAI_BASE_URL={root}/v1 (anthropic and google-genai: base_url={root})", file=sys.stderr, flush=True
+    )
+    try:
+        run_recorder(recorder, sock)
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -95,6 +95,8 @@ COMMAND_LINE = """\
 mockllm serve [--scenarios PATH]... [--host 127.0.0.1] [--port 8000] [--seed N] [--time-scale S]
               [--journal-size N] [--max-body-size BYTES] [--shutdown-grace S] [--strict] [--access-log]
 mockllm validate PATH...
+mockllm record --upstream URL --out DIR [--host 127.0.0.1] [--port 8001] [--name recording]
+               [--ignore FIELD]... [--redact REGEX]... [--keep-ids] [--round-ms MS]
 mockllm schema
 mockllm --version
 python -m mockllm ...
@@ -126,7 +128,9 @@ dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs shar
            · gemini.py (generateContent) · completions.py (legacy completions) · embeddings.py
 engine.py ties them and keeps the journal; adapters over it: app.py (starlette: its fast path and its routes
 both from routes.py), transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py),
-cli.py, and the pytest plugin (pytest_plugin/mockllm_pytest).
+cli.py, and the pytest plugin (pytest_plugin/mockllm_pytest; cassette.py: its record modes).
+recorder.py (mockllm record: a proxy to the upstream) ─► recording.py (the rules and their file, yaml_writer.py)
+  ◄─ recorded_reply.py (an exchange as a reply) ◄─ answer_reader.py + heard.py (each API's answer read back)
 """
 
 SET_UP_SERVE = """\
@@ -269,11 +273,17 @@ def test_the_command_line_block_lists_every_command_and_option(capsys: pytest.Ca
     assert set(re.findall(r"--[a-z][a-z-]*", serve_lines)) == options, (
         "the README's `mockllm serve` line and the options `mockllm serve` takes differ"
     )
+    record = commands.choices["record"]  # type: ignore[index]
+    options = {o for o in record._option_string_actions if o.startswith("--") and o != "--help"}
+    record_lines = COMMAND_LINE.split("mockllm record")[1].split("mockllm schema")[0]
+    assert set(re.findall(r"--[a-z][a-z-]*", record_lines)) == options, (
+        "the README's `mockllm record` lines and the options `mockllm record` takes differ"
+    )
 
 
 def test_how_it_is_built_names_real_modules() -> None:
     names = set(re.findall(r"[\w/]+\.py\b", HOW_IT_IS_BUILT)) - {"<api>.py"}
-    places = [ROOT / "mockllm", ROOT / "mockllm" / "dialects", ROOT]
+    places = [ROOT / "mockllm", ROOT / "mockllm" / "dialects", ROOT / "pytest_plugin" / "mockllm_pytest", ROOT]
     missing = sorted(n for n in names if not any((place / n).is_file() for place in places))
     assert missing == [], f"README's 'How it is built' names modules that do not exist: {missing}"
     assert "pytest_plugin/mockllm_pytest" in HOW_IT_IS_BUILT and (ROOT / "pytest_plugin" / "mockllm_pytest").is_dir()

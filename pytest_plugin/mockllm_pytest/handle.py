@@ -46,10 +46,20 @@ class MockLLM:
         mode: str,
         *,
         search: tuple[Path, ...] = (),
+        keys: Mapping[str, str] | None = None,
+        in_process: bool | None = None,
     ) -> None:
         self.engine = engine
         self.base_url = base_url  # OpenAI's: ends with /v1, as OpenAI clients want it
         self.mode = mode  # "server" or "inprocess"
+        # Whether clients reach the Engine with no socket: in-process mode, but for a test that records
+        # (its clients then go through the recorder on loopback, mockllm_pytest/cassette.py).
+        self.in_process = mode == "inprocess" if in_process is None else in_process
+        # The API keys the clients send, by API ("openai", "anthropic", "gemini"): ours, or the real
+        # ones from the environment when the test records.
+        self.keys = {"openai": API_KEY, "anthropic": API_KEY, "gemini": API_KEY, **(keys or {})}
+        # More to say under a report of unmatched requests (how to record them), given those requests.
+        self.unmatched_hint: Callable[[list[Entry]], str] | None = None
         self._search = search  # folders relative paths are looked up in
         self._closers: list[Callable[[], Any]] = []
         self._env = pytest.MonkeyPatch()
@@ -229,7 +239,7 @@ class MockLLM:
         """An `openai.OpenAI` pointed at this fake; keyword arguments go to the constructor."""
         import openai
 
-        kwargs.setdefault("api_key", API_KEY)
+        kwargs.setdefault("api_key", self.keys["openai"])
         if "http_client" not in kwargs:
             kwargs["http_client"] = openai.DefaultHttpxClient(**self._http_options(openai.DefaultHttpxClient))
         client = openai.OpenAI(base_url=self.base_url, **kwargs)
@@ -240,7 +250,7 @@ class MockLLM:
         """An `openai.AsyncOpenAI` pointed at this fake; keyword arguments go to the constructor."""
         import openai
 
-        kwargs.setdefault("api_key", API_KEY)
+        kwargs.setdefault("api_key", self.keys["openai"])
         if "http_client" not in kwargs:
             kwargs["http_client"] = openai.DefaultAsyncHttpxClient(**self._http_options(openai.DefaultHttpxClient))
         return openai.AsyncOpenAI(base_url=self.base_url, **kwargs)
@@ -249,7 +259,7 @@ class MockLLM:
         """An `anthropic.Anthropic` pointed at this fake; keyword arguments go to the constructor."""
         import anthropic
 
-        _anthropic_key(kwargs)
+        _anthropic_key(kwargs, self.keys["anthropic"])
         if "http_client" not in kwargs:
             kwargs["http_client"] = anthropic.DefaultHttpxClient(**self._http_options(anthropic.DefaultHttpxClient))
         client = anthropic.Anthropic(base_url=self.anthropic_base_url, **kwargs)
@@ -260,7 +270,7 @@ class MockLLM:
         """An `anthropic.AsyncAnthropic` pointed at this fake; keyword arguments go to the constructor."""
         import anthropic
 
-        _anthropic_key(kwargs)
+        _anthropic_key(kwargs, self.keys["anthropic"])
         if "http_client" not in kwargs:
             options = self._http_options(anthropic.DefaultHttpxClient)
             kwargs["http_client"] = anthropic.DefaultAsyncHttpxClient(**options)
@@ -288,7 +298,7 @@ class MockLLM:
         # (google/genai/_api_client.py, `_ensure_httpx_ssl_ctx`, `_ensure_aiohttp_ssl_ctx`...).
         sync_args: dict[str, Any] = {"verify": _ssl_context()}
         async_args: dict[str, Any] = {"verify": _ssl_context(), "ssl": _ssl_context()}
-        if self.mode == "inprocess":
+        if self.in_process:
             # A transport in the client arguments also makes the SDK read through httpx(2), not
             # aiohttp (`_use_aiohttp`), and of the transport's library (`_detect_http_backend`).
             to_engine = self._transport(_genai_http_client())
@@ -300,7 +310,7 @@ class MockLLM:
         options.async_client_args = {**async_args, **(options.async_client_args or {})}
         kwargs["http_options"] = options
         if not any(kwargs.get(name) for name in ("api_key", "credentials", "vertexai", "enterprise")):
-            kwargs["api_key"] = API_KEY
+            kwargs["api_key"] = self.keys["gemini"]
         client = genai.Client(**kwargs)
         self._closers.append(client.close)
         return client
@@ -311,7 +321,7 @@ class MockLLM:
         Over the server, it shares one SSL context: the connection is plain HTTP on loopback,
         and building a context per client (loading the CA bundle) costs ~30 ms a test.
         """
-        if self.mode == "inprocess":
+        if self.in_process:
             return {"transport": self._transport(http_client)}
         return {"verify": _ssl_context()}
 
@@ -332,12 +342,12 @@ class MockLLM:
         """
         env = self._env
         env.setenv("OPENAI_BASE_URL", self.base_url)
-        env.setenv("OPENAI_API_KEY", API_KEY)
+        env.setenv("OPENAI_API_KEY", self.keys["openai"])
         env.setenv("ANTHROPIC_BASE_URL", self.anthropic_base_url)
-        env.setenv("ANTHROPIC_API_KEY", API_KEY)
+        env.setenv("ANTHROPIC_API_KEY", self.keys["anthropic"])
         env.setenv("GOOGLE_GEMINI_BASE_URL", self.gemini_base_url)
         for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
-            env.setenv(name, API_KEY)
+            env.setenv(name, self.keys["gemini"])
         for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE"):
             env.delenv(name, raising=False)
 
@@ -421,6 +431,8 @@ class MockLLM:
                     " mockllm_scenarios option, or add rules with mockllm.reply(...) or mockllm.add(...).",
                 ]
             lines += ["", "If the test means to send it, mark the test @pytest.mark.mockllm(allow_unmatched=True)."]
+            if self.unmatched_hint is not None:
+                lines += ["", self.unmatched_hint(unmatched)]
             out.append("\n".join(lines))
         if raised:
             lines = [
@@ -492,10 +504,10 @@ def _load(path: Path) -> list[Scenario]:
     return _loaded[key]
 
 
-def _anthropic_key(kwargs: dict[str, Any]) -> None:
-    """Our key, unless the test gave a credential of its own (the SDK takes only one of them)."""
+def _anthropic_key(kwargs: dict[str, Any], key: str) -> None:
+    """`key`, unless the test gave a credential of its own (the SDK takes only one of them)."""
     if not any(kwargs.get(name) is not None for name in ("api_key", "auth_token", "credentials", "config", "profile")):
-        kwargs["api_key"] = API_KEY
+        kwargs["api_key"] = key
 
 
 def _genai_http_client() -> type:

@@ -8,6 +8,7 @@
 What the journal says should fail a test (a request no rule matched, a callable that raised) is
 reported once: in the test's own failure when it failed, else as an error at its teardown. With
 `assert_all_used = session`, the rules are checked once, after the last test (mockllm_pytest/usage.py).
+The record modes (`--mockllm-record`) replay and record each test's cassette (mockllm_pytest/cassette.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from mockllm import Engine, Scenario, ScenarioError, load
 
+from .cassette import CassetteRecorder, cassette_of, recording_keys
 from .handle import MockLLM, readable
 from .settings import MARKER, Settings, TestSettings, add_options, read_settings, test_settings
 from .usage import SessionUsage
@@ -35,6 +37,7 @@ _settings = pytest.StashKey[Settings]()
 _defaults = pytest.StashKey[list[Scenario]]()  # the mockllm_scenarios option's, loaded once
 _call_report = pytest.StashKey[pytest.TestReport]()
 _handle = pytest.StashKey[tuple[MockLLM, TestSettings]]()  # the test's, while its fixture is up
+_recorder = pytest.StashKey[CassetteRecorder]()  # the test's, while it records
 _usage = pytest.StashKey[SessionUsage]()  # assert_all_used=session: every test's rules
 _verdict = pytest.StashKey[list[str]]()  # and what the summary says of them
 _names = itertools.count()  # the readable part of a test's namespace (see `_namespace`)
@@ -75,6 +78,9 @@ def pytest_runtest_makereport(
             # Said here, in the failure, the teardown does not add an error of its own for them.
             handle, settings = found
             problems = handle.request_problems(allow_unmatched=settings.allow_unmatched, failure=report.longreprtext)
+            recorder = item.stash.get(_recorder, None)
+            if recorder is not None:
+                problems += recorder.problems()
             if problems:
                 _add_section(report, "\n\n".join(problems))
     return report
@@ -176,7 +182,10 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
     """A fake LLM provider for this test: `.client()`, `.anthropic_client()`, `.gemini_client()`, `.requests`...
 
     It loads the scenarios of the `mockllm_scenarios` option, then those of the test's
-    `@pytest.mark.mockllm(*paths, ...)` marker. A request that no rule matched fails the test, and
+    `@pytest.mark.mockllm(*paths, ...)` marker, then the test's cassette if it has one and the record
+    mode replays it. When the record mode records, the test's clients reach its Engine through a
+    recorder on a loopback port (in-process mode too), which sends what no rule matches to the
+    upstream and writes it into the cassette. A request that no rule matched fails the test, and
     so does one a callable of the test's rules raised for: in its failure if it failed, else at
     teardown. With `assert_all_used`, so do unused rules and unplayed replies, in a test that
     passed; with `assert_all_used = session`, its rules are tallied for the session's check.
@@ -186,12 +195,19 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
     engine = Engine(seed=settings.seed, time_scale=settings.time_scale)
     search = (Path(request.path).parent, config.rootpath)
     name = _namespace()
+    cassette = cassette_of(request.node, settings.cassette, settings.record, settings.upstream)
+    recorder: CassetteRecorder | None = None
 
-    if settings.mode == "server":
+    if cassette.records:
+        keys = recording_keys()
+        recorder = CassetteRecorder(engine, cassette, keys)
+        handle = MockLLM(engine, f"{recorder.url}/v1", settings.mode, search=search, keys=keys, in_process=False)
+        undo: Callable[[], object] = recorder.stop
+    elif settings.mode == "server":
         server: BackgroundServer = request.getfixturevalue("mockllm_server")
         handle = MockLLM(engine, f"{server.url}/ns/{name}/v1", "server", search=search)
         server.namespaces[name] = engine
-        undo: Callable[[], object] = lambda: server.namespaces.pop(name, None)  # noqa: E731
+        undo = lambda: server.namespaces.pop(name, None)  # noqa: E731
     else:
         from mockllm.transport import HOST
 
@@ -202,6 +218,7 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
         interceptor.start()
         undo = interceptor.stop
 
+    handle.unmatched_hint = cassette.hint
     item = request.node
     bad_marker = None
     try:
@@ -212,17 +229,29 @@ def mockllm(request: pytest.FixtureRequest) -> Iterator[MockLLM]:
             except (ScenarioError, FileNotFoundError) as exc:
                 bad_marker = f"mockllm: @pytest.mark.mockllm: {exc}"
                 break
+        if bad_marker is None and cassette.replays:
+            try:
+                handle.use(load(readable(cassette.path)))
+            except ScenarioError as exc:
+                bad_marker = (
+                    f"mockllm: the test's cassette does not load (record it again: --mockllm-record=all):\n{exc}"
+                )
         if bad_marker is not None:
             pytest.fail(bad_marker, pytrace=False)  # out of the except: the error says it once, not chained
         if settings.env:
             handle.patch_env()
         item.stash[_handle] = (handle, settings)
+        if recorder is not None:
+            item.stash[_recorder] = recorder
         yield handle
     finally:
-        if _handle in item.stash:
-            del item.stash[_handle]
+        for key in (_handle, _recorder):
+            if key in item.stash:
+                del item.stash[key]
         passed = _passed(item)
         problems = handle.request_problems(allow_unmatched=settings.allow_unmatched)
+        if recorder is not None:
+            problems += recorder.problems()
         if settings.assert_all_used and passed:
             problems += handle.usage_problems()
         usage = config.stash.get(_usage, None)

@@ -3,6 +3,9 @@
 Each setting is read from the command line, else the ini file, else its default, and
 checked once at start-up: a bad value stops the run with a `pytest.UsageError`. The
 marker overrides them for one test; the marker closest to the test wins, whole.
+
+The record modes (`record`, `upstream`, the marker's `cassette`) are pytest-recording's:
+mockllm_pytest/cassette.py does what they say.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,6 +24,7 @@ __all__ = [
     "ASSERT_ALL_USED",
     "MARKER",
     "MODES",
+    "RECORD_MODES",
     "Settings",
     "TestSettings",
     "add_options",
@@ -30,10 +35,15 @@ __all__ = [
 MODES = ("server", "inprocess")
 # assert_all_used: off; each test checks its own rules at teardown; or once, over the whole session.
 ASSERT_ALL_USED = ("false", "true", "session")
+# none: replay the cassette only; once: record a test that has no cassette yet, else replay; new_episodes:
+# replay what the cassette has and record what it lacks; all: record everything again.
+RECORD_MODES = ("none", "once", "new_episodes", "all")
 MARKER = (
-    "mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None, allow_unmatched=False):"
-    " scenario files or folders for the `mockllm` fixture (relative to the test file's folder, else the rootdir),"
-    " and settings for this test that override the mockllm options; the closest marker wins."
+    "mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None, allow_unmatched=False,"
+    " cassette=None): scenario files or folders for the `mockllm` fixture (relative to the test file's folder, else"
+    " the rootdir), the test's cassette (relative to the test file's folder; default"
+    " cassettes/<module>/<test>.yaml there), and settings for this test that override the mockllm options;"
+    " the closest marker wins."
 )
 T = TypeVar("T")
 
@@ -49,13 +59,18 @@ class Settings:
     # "false"; "true": each test that passed fails at teardown for the rules it left unused; "session":
     # one check at the end of the session, where a rule counts as used if any test used it.
     assert_all_used: str = "false"
+    record: str = "none"  # one of RECORD_MODES
+    upstream: str | None = None  # where the record modes send what no rule answers
 
     def header(self) -> str:
         scenarios = self.scenarios if self.scenarios is not None else "none"
-        return (
+        header = (
             f"mockllm: mode={self.mode}, scenarios={scenarios}, seed={self.seed}, "
             f"time_scale={self.time_scale:g}, assert_all_used={self.assert_all_used}"
         )
+        if self.record != "none" or self.upstream is not None:
+            header += f", record={self.record}, upstream={self.upstream or 'none'}"
+        return header
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,9 @@ class TestSettings:
     paths: tuple[str, ...] = ()
     env: bool = False
     allow_unmatched: bool = False
+    cassette: str | None = None  # the marker's cassette path, as given
+    record: str = "none"  # the session's record mode and upstream (no marker changes them)
+    upstream: str | None = None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -83,6 +101,13 @@ def add_options(parser: pytest.Parser) -> None:
         ("scenarios", "scenario file or folder every `mockllm` fixture loads first", "none"),
         ("seed", "seed for ids, timestamps and generated text", "0"),
         ("time-scale", "multiplier of the scenarios' timing: 0 sends at once, 1 as written", "0"),
+        (
+            "record",
+            "cassettes: none (replay only), once (record a test with no cassette), new_episodes (record what the"
+            " cassette lacks), all (record everything again)",
+            "none",
+        ),
+        ("upstream", "the provider the record modes record from, e.g. https://api.openai.com/v1", "none"),
     ]
     for name, help_text, default in options:
         group.addoption(
@@ -143,12 +168,24 @@ def read_settings(config: pytest.Config) -> Settings:
         else:
             base = config.inipath.parent if config.inipath is not None else config.rootpath
         scenarios = _existing_path(base / str(value), where)
+    record = get("mockllm_record", _record, "none")
+    upstream: str | None = get("mockllm_upstream", _upstream, None)
+    if record != "none" and upstream is None:
+        given = raw("mockllm_record")
+        on_command_line = given is not None and given[1].startswith("--")
+        said = f"--mockllm-record={record}" if on_command_line else f"the ini option mockllm_record = {record}"
+        raise pytest.UsageError(
+            f"mockllm: {said} records from a provider, and none is given: add --mockllm-upstream URL"
+            " (or the mockllm_upstream ini option), e.g. --mockllm-upstream=https://api.openai.com/v1"
+        )
     return Settings(
         mode=get("mockllm_mode", _mode, "server"),
         scenarios=scenarios,
         seed=get("mockllm_seed", _seed, 0),
         time_scale=get("mockllm_time_scale", _time_scale, 0.0),
         assert_all_used=get("mockllm_assert_all_used", _assert_all_used, "false"),
+        record=record,
+        upstream=upstream,
     )
 
 
@@ -160,11 +197,13 @@ def test_settings(settings: Settings, marker: pytest.Mark | None) -> TestSetting
         settings.time_scale,
         assert_all_used=settings.assert_all_used == "true",
         session_check=settings.assert_all_used == "session",
+        record=settings.record,
+        upstream=settings.upstream,
     )
     if marker is None:
         return base
     kwargs: Mapping[str, Any] = marker.kwargs
-    known = {f.name for f in dataclasses.fields(TestSettings)} - {"paths", "session_check"}
+    known = {f.name for f in dataclasses.fields(TestSettings)} - {"paths", "session_check", "record", "upstream"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         pytest.fail(
@@ -186,6 +225,8 @@ def test_settings(settings: Settings, marker: pytest.Mark | None) -> TestSetting
             changes["seed"] = _seed(kwargs["seed"], f"{where}(seed=...)")
         if kwargs.get("time_scale") is not None:
             changes["time_scale"] = _time_scale(kwargs["time_scale"], f"{where}(time_scale=...)")
+        if kwargs.get("cassette") is not None:
+            changes["cassette"] = _cassette(kwargs["cassette"], f"{where}(cassette=...)")
         for flag in ("env", "allow_unmatched", "assert_all_used"):
             if kwargs.get(flag) is not None:
                 changes[flag] = _flag(kwargs[flag], f"{where}({flag}=...)")
@@ -240,6 +281,29 @@ def _assert_all_used(value: Any, where: str) -> str:
     if text not in _USED_WORDS:
         raise pytest.UsageError(f"mockllm: {where} must be one of {', '.join(ASSERT_ALL_USED)}; got {value!r}")
     return _USED_WORDS[text]
+
+
+def _record(value: Any, where: str) -> str:
+    text = str(value).strip().lower().replace("-", "_")
+    if text not in RECORD_MODES:
+        raise pytest.UsageError(f"mockllm: {where} must be one of {', '.join(RECORD_MODES)}; got {value!r}")
+    return text
+
+
+def _upstream(value: Any, where: str) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise pytest.UsageError(
+            f"mockllm: {where} must be an http(s) URL, e.g. https://api.openai.com/v1; got {value!r}"
+        )
+    return text.rstrip("/")
+
+
+def _cassette(value: Any, where: str) -> str:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise pytest.UsageError(f"mockllm: {where} must be a path (str or Path) to a .yaml file; got {value!r}")
+    return str(value)
 
 
 def _flag(value: Any, where: str) -> bool:

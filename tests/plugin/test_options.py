@@ -90,7 +90,7 @@ def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.mockllm(*paths, mode=None, seed=None, time_scale=None, env=False, assert_all_used=None,"
-            " allow_unmatched=False): scenario files or folders*"
+            " allow_unmatched=False, cassette=None): scenario files or folders*"
         ]
     )
     result = pytester.runpytest("--help")
@@ -152,7 +152,7 @@ def test_bad_markers_fail_the_test_clearly(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*mockllm: @pytest.mark.mockllm: unknown argument(s) mood;"
-            " known: allow_unmatched, assert_all_used, env, mode, seed, time_scale",
+            " known: allow_unmatched, assert_all_used, cassette, env, mode, seed, time_scale",
             "*mockllm: @pytest.mark.mockllm(mode=...) must be one of server, inprocess; got 'live'",
             "*mockllm: @pytest.mark.mockllm(time_scale=...) must be a number >= 0*got 'fast'",
             "*mockllm: @pytest.mark.mockllm: no scenario file or folder 'missing.yaml' (looked at: *missing.yaml)",
