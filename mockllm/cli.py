@@ -203,10 +203,8 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return 1
-    try:
-        sock = listen(args.host, args.port)
-    except OSError as exc:
-        print(f"mockllm: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+    sock = _listen(args)
+    if sock is None:
         return 1
     host, port = sock.getsockname()[:2]
     where = ", ".join(str(p) for p in paths)
@@ -217,6 +215,15 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     print(f"mockllm: OPENAI_BASE_URL={base_url(host, port)}", file=sys.stderr)
     run(engine, sock, access_log=args.access_log, shutdown_grace=args.shutdown_grace)
     return 0
+
+
+def _listen(args: argparse.Namespace) -> socket.socket | None:
+    """A socket listening on the command's --host and --port, or None (and why, on stderr)."""
+    try:
+        return listen(args.host, args.port)
+    except OSError as exc:
+        print(f"mockllm: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return None
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -236,10 +243,8 @@ def _record(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mockllm: {exc}", file=sys.stderr)
         return 2
-    try:
-        sock = listen(args.host, args.port)
-    except OSError as exc:
-        print(f"mockllm: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+    sock = _listen(args)
+    if sock is None:
         return 1
     host, port = sock.getsockname()[:2]
     print(f"mockllm: recording {recorder.root}{recorder.base_path} to {path}", file=sys.stderr)

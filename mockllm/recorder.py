@@ -120,7 +120,7 @@ class Recorder:
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         number = next(self._numbers)
-        body = await _read_body(receive)
+        body = await read_body(receive)
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
@@ -254,7 +254,8 @@ class _Endpoint:
         await self.recorder.handle(scope, receive, send)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """A request's whole body, from its ASGI messages."""
     parts = []
     while True:
         message = await receive()

@@ -217,9 +217,10 @@ class _RulesFirst:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from mockllm.app import RequestHeaders, send_answer
+        from mockllm.recorder import read_body
 
         start = asyncio.get_running_loop().time()
-        body = await _read_body(receive)
+        body = await read_body(receive)
         entry: Entry | None = None
         if resolve(scope["path"]) is not None:  # a path of an API mockllm serves; any other goes on as is
             headers = RequestHeaders(scope["headers"])
@@ -252,18 +253,6 @@ class _RulesFirst:
         finally:
             if entry is not None and entry.status == NO_MATCH_STATUS and entry.error is not None:
                 entry.status, entry.error = 502, "mockllm: the recorder failed before the upstream answered"
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(parts)
 
 
 def _recording(cassette: Cassette) -> Recording:
