@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-import re
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pytest
 
-from mockllm import Engine, Entry, Journal, Request, Router, Rule, Scenario, load
+from mockllm import Engine, Entry, Journal, Request, Rule, Scenario, load
+
+from .reports import count, describe, request_report, usage_report
 
 if TYPE_CHECKING:
     import anthropic
@@ -373,7 +374,7 @@ class MockLLM:
         __tracebackhide__ = True
         entries = [e for e in self.requests if rule is None or e.rule == rule]
         if (times is None and not entries) or (times is not None and len(entries) != times):
-            wanted = "at least 1 request" if times is None else _count(times, "request")
+            wanted = "at least 1 request" if times is None else count(times, "request")
             if rule is not None:
                 wanted += f" answered by rule {rule!r}"
             raise AssertionError(f"mockllm: expected {wanted}, got {len(entries)}\n{self._listing()}")
@@ -385,7 +386,7 @@ class MockLLM:
     def _listing(self) -> str:
         if not self.requests:
             return "  (no requests received)"
-        return "\n".join(f"  {_describe(e)}" for e in self.requests)
+        return "\n".join(f"  {describe(e)}" for e in self.requests)
 
     # -- teardown ----------------------------------------------------------------------
 
@@ -406,65 +407,15 @@ class MockLLM:
         fresh = [entry for entry in self.requests if entry.index not in self._reported]
         missed = set() if allow_unmatched else {entry.index for entry in self.requests.unmatched}
         unmatched = [entry for entry in fresh if entry.index in missed]
-        raised = [entry for entry in fresh if _callable_raised(entry)]
+        raised = [entry for entry in fresh if entry.raised]
         self._reported.update(entry.index for entry in unmatched + raised)
-        said = _plain(failure)
-
-        def told(entry: Entry) -> list[str]:
-            error = (entry.error or "").rstrip("\n")
-            if error and said and _plain(error) in said:
-                return ["", f"{_describe(entry)}: as the error above says"]
-            return ["", _describe(entry), error]
-
-        out: list[str] = []
-        if unmatched:
-            lines = [
-                f"mockllm: {_count(len(unmatched), 'request')} matched no rule (answered {unmatched[0].status}"
-                " no_rule_matched, which the code under test may have swallowed):"
-            ]
-            for entry in unmatched:
-                lines += told(entry)
-            if not self.engine.router.rules:
-                lines += [
-                    "",
-                    "The test has no rules: name scenario files in @pytest.mark.mockllm(...) or the"
-                    " mockllm_scenarios option, or add rules with mockllm.reply(...) or mockllm.add(...).",
-                ]
-            lines += ["", "If the test means to send it, mark the test @pytest.mark.mockllm(allow_unmatched=True)."]
-            if self.unmatched_hint is not None:
-                lines += ["", self.unmatched_hint(unmatched)]
-            out.append("\n".join(lines))
-        if raised:
-            lines = [
-                f"mockllm: the test's Python code raised for {_count(len(raised), 'request')} (answered 500,"
-                " which the code under test may have swallowed):"
-            ]
-            for entry in raised:
-                lines += told(entry)
-            out.append("\n".join(lines))
-        return out
+        hint = self.unmatched_hint(unmatched) if self.unmatched_hint is not None and unmatched else None
+        return request_report(unmatched, raised, failure, no_rules=not self.engine.router.rules, hint=hint)
 
     def usage_problems(self) -> list[str]:
         """The rules this test left unused, and the `replies` it did not play out (`optional: true`
         rules aside)."""
-        router = self.engine.router
-        unused = [r for r in router.unused() if not r.optional]
-        unfinished = [r for r in router.unfinished() if router.calls(r) and not r.optional]
-        out: list[str] = []
-        if unused:
-            lines = [f"mockllm: {_count(len(unused), 'rule')} never used (assert_all_used is on):"]
-            lines += [f"  - {r.name} ({r.origin})" for r in unused]
-            out.append("\n".join(lines))
-        if unfinished:
-            lines = [f"mockllm: {_count(len(unfinished), 'rule')} did not play all its replies:"]
-            lines += [f"  - {r.name} ({r.origin}): {_played(router, r)}" for r in unfinished]
-            out.append("\n".join(lines))
-        if unused or unfinished:
-            out.append(
-                "Use them, remove them, mark them `optional: true`,"
-                " or mark the test @pytest.mark.mockllm(assert_all_used=False)."
-            )
-        return out
+        return usage_report(self.engine.router)
 
     def close(self) -> None:
         """Close the clients made by `client()`, and restore the environment."""
@@ -531,30 +482,6 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _describe(entry: Entry) -> str:
-    answered = f"rule {entry.rule!r}" if entry.rule else "a callable raised" if _callable_raised(entry) else "no rule"
-    return f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})"  # the path names the API
-
-
-def _callable_raised(entry: Entry) -> bool:
-    """The request's answer is the 500 of a test's callable that raised (mockllm/callbacks.py)."""
-    return entry.raised
-
-
-def _plain(text: str) -> str:
-    """Text with each line stripped, and the `E` pytest puts before an exception's lines dropped."""
-    return "\n".join(_FAILURE_MARK.sub("", line).strip() for line in text.splitlines())
-
-
-_FAILURE_MARK = re.compile(r"^E\s+")
-
-
-def _played(router: Router, rule: Rule) -> str:
-    if rule.per_conversation:
-        return f"a conversation stopped before the last of its {len(rule.replies)} replies"
-    return f"played {router.calls(rule)} of {len(rule.replies)}"
-
-
 def _reply_list(replies: Any, method: str) -> list[dict[str, Any]]:
     """`replies=`: a list (any sequence but a str) of strs or reply mappings."""
     if isinstance(replies, str | Mapping) or not isinstance(replies, Sequence):
@@ -574,10 +501,6 @@ def _reply_keys(value: Any, where: str) -> dict[str, Any]:
 
 def _kind(value: Any) -> str:
     return type(value).__name__
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def readable(path: Path) -> Path:

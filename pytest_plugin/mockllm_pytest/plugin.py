@@ -25,6 +25,7 @@ from mockllm import Engine, Scenario, ScenarioError, load
 
 from .cassette import CassetteRecorder, cassette_of, recording_keys
 from .handle import MockLLM, readable
+from .reports import count
 from .settings import MARKER, Settings, TestSettings, add_options, read_settings, test_settings
 from .usage import SessionUsage
 
@@ -127,17 +128,17 @@ def _session_verdict(session: pytest.Session, usage: SessionUsage) -> list[str]:
         return []  # no test used the fixture
     headline = "mockllm: assert_all_used=session"
     if session.testsfailed:
-        return [f"{headline}: not checked, {_count(session.testsfailed, 'test')} failed"]
+        return [f"{headline}: not checked, {count(session.testsfailed, 'test')} failed"]
     if session.shouldstop or session.shouldfail:
         return [f"{headline}: not checked, the run stopped early"]
     if usage.deselected:
         return [
-            f"{headline}: not checked, {_count(usage.deselected, 'test')} deselected"
+            f"{headline}: not checked, {count(usage.deselected, 'test')} deselected"
             " (the rules they use would show as unused)"
         ]
     problems = usage.problems()
     if not problems:
-        return [f"{headline}: each of the {_count(usage.checked_rules(), 'rule')} checked was used by a test"]
+        return [f"{headline}: each of the {count(usage.checked_rules(), 'rule')} checked was used by a test"]
     return [f"{headline}: rules no test used", *problems]
 
 
@@ -160,10 +161,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.write_sep("=", headline, red=True)
     terminalreporter.write_line("\n\n".join(problems))
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ from typing import Any
 
 from mockllm import Router
 
+from .reports import count
+
 __all__ = ["SessionUsage", "Tally"]
 
 
@@ -85,11 +87,11 @@ class SessionUsage:
         unfinished = [t for t in checked if t.used and t.replies and not t.played_out]
         out = []
         if unused:
-            lines = [f"mockllm: {_count(len(unused), 'rule')} never used by any test (assert_all_used=session):"]
+            lines = [f"mockllm: {count(len(unused), 'rule')} never used by any test (assert_all_used=session):"]
             lines += [f"  - {t.name} ({t.origin})" for t in unused]
             out.append("\n".join(lines))
         if unfinished:
-            lines = [f"mockllm: {_count(len(unfinished), 'rule')} whose replies no test played to the end:"]
+            lines = [f"mockllm: {count(len(unfinished), 'rule')} whose replies no test played to the end:"]
             lines += [f"  - {t.name} ({t.origin}): {t.replies} replies" for t in unfinished]
             out.append("\n".join(lines))
         if out:
@@ -98,7 +100,3 @@ class SessionUsage:
 
     def checked_rules(self) -> int:
         return sum(t.checked for t in self.tallies.values())
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
