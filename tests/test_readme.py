@@ -123,9 +123,10 @@ request bytes ─► routes.py (one route table, made from the dialect registry)
                  for a schema, forced tool calls) · logprobs.py · choices.py (a text per choice)
                  · template.py (replies that quote the request)
 dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs share: error envelope, headers)
-           · chat.py (Chat Completions) · responses.py (Responses API; response_object.py its response object,
-             response_store.py keeps them) · anthropic.py (Messages; message_threads.py its threads)
-           · gemini.py (generateContent) · completions.py (legacy completions) · embeddings.py
+           · chat.py (Chat Completions; chat_body.py its bodies) · responses.py (Responses API;
+             response_object.py its response object, response_store.py keeps them)
+           · anthropic.py (Messages; message_threads.py its threads) · gemini.py (generateContent)
+           · completions.py (legacy completions) · embeddings.py
 engine.py ties them and keeps the journal; adapters over it: app.py (starlette: its fast path and its routes
 both from routes.py), transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py),
 cli.py, and the pytest plugin (pytest_plugin/mockllm_pytest; cassette.py: its record modes).
