@@ -122,14 +122,19 @@ def _chat_tool_delta(heard: Heard, by_index: dict[int, HeardTool], part: dict[st
         tool.fragments.append((at, arguments))
 
 
-def _chat_body(body: Any, at: float) -> Heard:
+def _one_choice(heard: Heard, body: Any) -> dict[str, Any]:
+    """A chat or legacy completions body's head into `heard`, and its one choice (several: unreadable)."""
     body = as_object(body, "the body")
-    heard = Heard()
     _chat_head(heard, body)
     choices = body.get("choices")
     if not isinstance(choices, list) or len(choices) != 1:
         raise Unreadable("not one choice")
-    choice = as_object(choices[0], "a choice")
+    return as_object(choices[0], "a choice")
+
+
+def _chat_body(body: Any, at: float) -> Heard:
+    heard = Heard()
+    choice = _one_choice(heard, body)
     message = as_object(choice.get("message"), "the message")
     for key in ("function_call", "audio", "reasoning_content"):
         if message.get(key) is not None:
@@ -178,13 +183,8 @@ def _completions_stream(events: list[SseEvent]) -> Heard:
 
 
 def _completions_body(body: Any, at: float) -> Heard:
-    body = as_object(body, "the body")
     heard = Heard()
-    _chat_head(heard, body)
-    choices = body.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1:
-        raise Unreadable("not one choice")
-    choice = as_object(choices[0], "a choice")
+    choice = _one_choice(heard, body)
     heard.pieces.append((at, str(choice.get("text") or "")))
     heard.finish = choice.get("finish_reason")
     return heard

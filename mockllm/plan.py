@@ -108,9 +108,9 @@ def _call(hit: Hit, request: Request, derived: Derived, rng: random.Random | Non
         ToolCallWire(t.id or derived.call_id(i), t.name, t.arguments, t.fragments) for i, t in enumerate(script.tools)
     )
     finish, stop_sequence, limited = script.finish_reason, None, None
-    quoted = False  # the text or arguments were made for this request: what was compiled of the reply does not apply
-    if script.text_template is not None or any(t.template is not None or t.from_schema for t in script.tools):
-        quoted = True
+    # Made for this request (known at load: Script.made_per_call): what was compiled of the reply does not apply.
+    quoted = script.made_per_call
+    if quoted:
         content, pieces, tools = _quoted(script, request, derived)
         completion = script.usage_completion
         if completion is None:

@@ -22,7 +22,7 @@ import orjson
 from .answer_reader import read_answer
 from .dialects.openai import dumps
 from .heard import Heard, HeardTool, Unreadable, sse_events
-from .template import PLACEHOLDERS
+from .template import escape
 from .tokens import split_tokens
 
 __all__ = ["REDACTED", "Exchange", "Redactor", "ReplyMaker"]
@@ -33,7 +33,6 @@ REDACTED = "[redacted]"
 _SECRET_LENGTH = 8
 # The error headers a client acts on (its retries and backoff); no other header is written.
 _ERROR_HEADERS = re.compile(r"retry-after(-ms)?|x-should-retry|x-ratelimit-.*|anthropic-ratelimit-.*")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 
 
 @dataclass(slots=True)
@@ -121,13 +120,13 @@ class ReplyMaker:
         times = [at for at, _ in heard.pieces]
         if heard.whole or heard.refusal:
             if texts or not heard.tools:  # a call alone has no text (an empty one would be sent as a text block)
-                reply["refusal" if heard.refusal else "content"] = _literal(self.redact("".join(texts)))
+                reply["refusal" if heard.refusal else "content"] = escape(self.redact("".join(texts)))
         elif texts:
             chunks = [self.redact(text) for text in texts]
             joined = self.redact("".join(chunks))
             if joined != "".join(chunks):  # a secret cut across chunks: sent whole, once all of it came
                 chunks, times = [joined], [times[-1]]
-            reply["chunks"] = [_literal(chunk) for chunk in chunks]
+            reply["chunks"] = [escape(chunk) for chunk in chunks]
         slots = list(times)
         tools, fragments = [], 0
         for tool in heard.tools:
@@ -182,7 +181,7 @@ class ReplyMaker:
             call["arguments"] = _literal_data(parsed)
             sent = dumps(parsed)
         else:
-            call["arguments"] = _literal(text)
+            call["arguments"] = escape(text)
             sent = text
         if tool.id is not None:
             # Kept, ids or not: a tool loop's next request quotes it, and must match the rule recorded for it.
@@ -274,17 +273,12 @@ class ReplyMaker:
         return timing
 
 
-def _literal(text: str) -> str:
-    """`text` as a reply sends it: the placeholders a reply would fill in written as their escapes."""
-    return _PLACEHOLDER.sub(lambda m: "{" + m[0] + "}" if m[1] in PLACEHOLDERS else m[0], text)
-
-
 def _literal_data(value: Any) -> Any:
     """Tool-call arguments as a reply sends them: `_literal` on every string (their JSON text is a template)."""
     if isinstance(value, str):
-        return _literal(value)
+        return escape(value)
     if isinstance(value, dict):
-        return {_literal(str(k)): _literal_data(v) for k, v in value.items()}
+        return {escape(str(k)): _literal_data(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_literal_data(v) for v in value]
     return value

@@ -68,6 +68,7 @@ class Script:
     refusal: bool  # the text (content, pieces) is a refusal
     vectors: dict[str, tuple[float, ...]] | None  # embeddings: the vectors pinned for these input texts
     text_template: TextTemplate | None  # the text quotes the request: made per call (mockllm/template.py)
+    made_per_call: bool  # the text or tool-call arguments are made for each request (templates, schemas)
     choices: tuple[str, ...] | None  # with `n` > 1 (chat, legacy completions): choice i says choices[i % len]
     refusal_null: bool  # chat streams: the role delta carries `"refusal": null`
     error: ErrorSpec | None
@@ -144,12 +145,12 @@ def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
     completion: int | None = None
     # Made per call: the text and the arguments that quote the request. Their counts are left to the
     # call, and None tells each dialect that what it would compile of this reply does not apply.
-    quoting = text_template is not None or any(t.template is not None or t.from_schema for t in tools)
-    if reply.generate is None and not quoting:
+    per_call = text_template is not None or any(t.template is not None or t.from_schema for t in tools)
+    if reply.generate is None and not per_call:
         completion = count_tokens(content or "") + sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
     sent = completion
     usage_completion = reply.usage.completion_tokens if reply.usage else None
-    if usage_completion is not None and not quoting:
+    if usage_completion is not None and not per_call:
         completion = usage_completion
     tool_chunks = sum(1 + len(t.fragments) for t in tools)
     schedule = resolve(reply.timing)
@@ -169,6 +170,7 @@ def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
         instant=schedule.is_instant,
         refusal=reply.refusal is not None,
         text_template=text_template,
+        made_per_call=per_call,
         vectors={text: tuple(v) for text, v in reply.vectors.items()} if reply.vectors is not None else None,
         choices=tuple(reply.choices) if reply.choices is not None else None,
         refusal_null=reply.refusal_null,

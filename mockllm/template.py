@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .conversation import conversation
 from .request import Request
 
-__all__ = ["PLACEHOLDERS", "Template", "compile_template", "values"]
+__all__ = ["PLACEHOLDERS", "Template", "compile_template", "escape", "values"]
 
 PLACEHOLDERS: dict[str, str] = {
     "user": "the last user message",
@@ -76,6 +76,15 @@ def compile_template(text: str) -> Template:
     literal.append(text[at:])
     parts.append("".join(literal))
     return Template(tuple(parts))
+
+
+_NAME = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def escape(text: str) -> str:
+    """`text` written so that a reply sends it as it is: each placeholder as its escape (`{user}` as
+    `{{user}}`; `compile_template` undoes it). Other braces need none."""
+    return _NAME.sub(lambda m: "{" + m[0] + "}" if m[1] in PLACEHOLDERS else m[0], text)
 
 
 def values(request: Request) -> dict[str, str]:
