@@ -10,6 +10,7 @@ from .engine import DEFAULT_MODEL, NO_MATCH_STATUS, Engine
 from .errors import MockLLMError, Problem, RequestError, ScenarioError
 from .journal import Entry, Journal
 from .loader import Scenario, bundled_scenarios, load, load_mapping, load_text
+from .remote import Remote
 from .request import Request
 from .router import Hit, Miss, Router, Rule
 from .sse import Write
@@ -29,6 +30,7 @@ __all__ = [
     "Miss",
     "MockLLMError",
     "Problem",
+    "Remote",
     "Request",
     "RequestError",
     "Router",

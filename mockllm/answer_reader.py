@@ -9,6 +9,7 @@ recording then keeps the stream verbatim (`sse:`). Times are seconds from the re
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .heard import (
@@ -23,8 +24,11 @@ from .heard import (
     parse_json,
     sse_events,
 )
+from .scenario import ANSWER_ID
 
 __all__ = ["read_answer"]
+
+_ANSWER_ID = re.compile(ANSWER_ID)
 
 
 def read_answer(endpoint: str, streamed: bool, chunks: list[tuple[float, bytes]], broken: bool) -> Heard:
@@ -91,7 +95,14 @@ def _chat_stream(events: list[SseEvent]) -> Heard:
     return heard
 
 
+def _given_id(value: Any) -> str | None:
+    """An id as a reply can say it (mockllm.scenario.ANSWER_ID), else None: the replay derives its own."""
+    return value if isinstance(value, str) and _ANSWER_ID.match(value) else None
+
+
 def _chat_head(heard: Heard, chunk: dict[str, Any]) -> None:
+    if heard.answer_id is None:
+        heard.answer_id = _given_id(chunk.get("id"))
     if heard.model is None and isinstance(chunk.get("model"), str):
         heard.model = chunk["model"]
     if heard.fingerprint is None and isinstance(chunk.get("system_fingerprint"), str):
@@ -213,6 +224,8 @@ def _responses_stream(events: list[SseEvent]) -> Heard:
         if heard.ended:
             raise Unreadable("events after the end")
         if kind in _RESPONSE_QUIET:
+            if kind == "response.created":
+                heard.answer_id = _given_id(as_object(data.get("response") or {}, "the response").get("id"))
             part = data.get("part")
             if isinstance(part, dict) and part.get("type") != "output_text":
                 raise Unreadable(f"a {part.get('type')} part")
@@ -223,9 +236,11 @@ def _responses_stream(events: list[SseEvent]) -> Heard:
                 messages += 1
                 if messages > 1 or heard.tools:
                     raise Unreadable("several messages, or a message after a call")
+                heard.message_id = _given_id(item.get("id"))
             elif item.get("type") == "function_call" and isinstance(item.get("name"), str):
                 call_id = item.get("call_id")
                 tool = HeardTool(call_id if isinstance(call_id, str) else None, item["name"], event.at)
+                tool.item_id = _given_id(item.get("id"))
                 by_item[str(item.get("id"))] = tool
                 heard.tools.append(tool)
             else:
@@ -253,6 +268,7 @@ def _responses_stream(events: list[SseEvent]) -> Heard:
 
 
 def _response_end(heard: Heard, response: dict[str, Any]) -> None:
+    heard.answer_id = _given_id(response.get("id")) or heard.answer_id
     if isinstance(response.get("model"), str):
         heard.model = response["model"]
     usage = response.get("usage")
@@ -280,9 +296,11 @@ def _responses_body(body: Any, at: float) -> Heard:
             if messages > 1 or heard.tools or any(as_object(p, "a part").get("type") != "output_text" for p in parts):
                 raise Unreadable("a message this reader cannot say")
             heard.pieces.append((at, "".join(str(p.get("text", "")) for p in parts)))
+            heard.message_id = _given_id(item.get("id"))
         elif item.get("type") == "function_call" and isinstance(item.get("name"), str):
             call_id = item.get("call_id")
             tool = HeardTool(call_id if isinstance(call_id, str) else None, item["name"], at)
+            tool.item_id = _given_id(item.get("id"))
             tool.fragments.append((at, str(item.get("arguments", ""))))
             heard.tools.append(tool)
         else:
@@ -307,6 +325,7 @@ def _anthropic_stream(events: list[SseEvent]) -> Heard:
         if kind == "message_start":
             message = as_object(data.get("message"), "the message")
             heard.model = message.get("model") if isinstance(message.get("model"), str) else None
+            heard.answer_id = _given_id(message.get("id"))
             usage = message.get("usage")
             if isinstance(usage, dict):
                 heard.prompt_tokens = count(usage.get("input_tokens"))
@@ -363,6 +382,7 @@ def _anthropic_stop(heard: Heard, reason: Any) -> None:
 def _anthropic_body(body: Any, at: float) -> Heard:
     body = as_object(body, "the body")
     heard = Heard(model=body.get("model") if isinstance(body.get("model"), str) else None)
+    heard.answer_id = _given_id(body.get("id"))
     texts = 0
     for block in body.get("content") or ():
         block = as_object(block, "a block")
@@ -392,6 +412,7 @@ _GEMINI_FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_fil
 def _gemini_chunk(heard: Heard, chunk: dict[str, Any], at: float, whole: bool = False) -> None:
     if isinstance(chunk.get("modelVersion"), str):
         heard.model = chunk["modelVersion"]
+    heard.answer_id = heard.answer_id or _given_id(chunk.get("responseId"))
     usage = chunk.get("usageMetadata")
     if isinstance(usage, dict):
         heard.prompt_tokens = count(usage.get("promptTokenCount"))

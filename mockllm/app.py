@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from .answer import Answer
+from .control import PREFIX, ControlPlane
 from .dialects.openai import error_body
 from .engine import Engine
 from .routes import BY_PATH, Methods, resolve
@@ -72,14 +73,20 @@ class RequestHeaders(Mapping[str, str]):
     """A request's headers as ASGI gives them (lower-case names), decoded when first read.
 
     Most requests are answered without a look at them (a rule may match on one; a test may
-    read them from the journal), so decoding them all up front would be wasted work.
+    read them from the journal), so decoding them all up front would be wasted work. The query
+    string rides along (`query`), for the one API that may take its key there (Gemini's `?key=`).
     """
 
-    __slots__ = ("_decoded", "_raw")
+    __slots__ = ("_decoded", "_query", "_raw")
 
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]], query: bytes = b"") -> None:
         self._raw = raw
+        self._query = query
         self._decoded: dict[str, str] | None = None
+
+    @property
+    def query(self) -> str:
+        return self._query.decode("latin-1")
 
     def _dict(self) -> dict[str, str]:
         decoded = self._decoded
@@ -112,8 +119,12 @@ class RequestHeaders(Mapping[str, str]):
 
 
 def _whole(answer: Answer) -> tuple[Message, Message]:
-    """The two ASGI messages of an answer sent whole, with its Content-Length."""
+    """The two ASGI messages of an answer sent whole, with its Content-Length (journaled as its one write)."""
     body = answer.body
+    entry = answer.entry
+    if entry is not None:
+        entry.writes.append((answer.delay, body, False))
+        entry.ended = answer.delay
     headers = [*answer.headers, (b"content-length", b"%d" % len(body))]
     return {"type": "http.response.start", "status": answer.status, "headers": headers}, {
         "type": "http.response.body",
@@ -137,7 +148,7 @@ async def send_answer(
         if answer.abort:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             if entry is not None:
-                entry.aborted = True
+                entry.aborted, entry.ended = True, loop.time() - start
             raise Aborted
         start_message, body_message = _whole(answer)
         await send(start_message)
@@ -159,10 +170,12 @@ async def send_answer(
     watcher = loop.create_task(watch())
     now = loop.time
     sent = entry.sent if entry is not None else None
+    written = entry.writes if entry is not None else None
     if streams is not None and writer is not None:
         streams.add(writer)
     try:
-        for at, data, abort in answer.writes:
+        for write in answer.writes:
+            at, data, abort = write
             if at and start + at > now():  # `at` is never negative: 0 is due now (time scale 0)
                 await _until(loop, start + at)
             if abort:
@@ -170,8 +183,9 @@ async def send_answer(
                     entry.aborted = True
                 raise Aborted
             await send({"type": "http.response.body", "body": data, "more_body": True})
-            if sent is not None:
+            if sent is not None and written is not None:
                 sent.append(now() - start)
+                written.append(write)  # the Write itself: no tuple made per chunk
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if writer is not None and writer in _ENDING:
@@ -183,6 +197,8 @@ async def send_answer(
         watcher.cancel()
         if streams is not None and writer is not None:
             streams.discard(writer)
+        if entry is not None:
+            entry.ended = now() - start  # done, cut, or the client gone
 
 
 # The stream tasks being ended on purpose (end_streams): their CancelledError closes the body.
@@ -270,7 +286,8 @@ class _Routes:
             await _send_whole(self.engine.not_found(scope["method"], scope["path"], unknown, "unknown_namespace"), send)
             return
         try:
-            answer = engine.serve(methods, params, scope["method"], scope["path"], RequestHeaders(headers), body)
+            request_headers = RequestHeaders(headers, scope.get("query_string", b""))
+            answer = engine.serve(methods, params, scope["method"], scope["path"], request_headers, body)
         except Exception as exc:  # a mockllm bug: answer with the 500 envelope, and let the server log it
             await self.crash(Request(scope), exc)(scope, receive, send)
             raise
@@ -345,6 +362,39 @@ async def _send_whole(answer: Answer, send: Send) -> None:
     await send(body_message)
 
 
+class _Control:
+    """The control plane's endpoint (mockllm/control.py): the body read whole, the answer sent whole."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    async def serve(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        body = message.get("body", b"") if message["type"] == "http.request" else b""
+        if message.get("more_body", False):
+            limit = self.plane.engine.max_body_size
+            rest = await _read_rest(body, receive, limit)
+            if rest is None:
+                too_long = f"Request body too large for {path}: over mockllm's limit of {limit} bytes."
+                await _send_whole(self.plane.error(413, too_long, "request_too_large"), send)
+                return
+            body = rest
+        headers = RequestHeaders(scope["headers"])
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            answer = self.plane.answer(scope["method"], path, query, headers, body)
+        except Exception as exc:  # a mockllm bug: answered 500, and the server logs it
+            crashed = f"mockllm internal error: {type(exc).__name__}: {exc}"
+            await _send_whole(self.plane.error(500, crashed, "mockllm_bug"), send)
+            raise
+        await _send_whole(answer, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Starlette's route of /_mockllm and /_mockllm/{rest:path} (with a root_path, or middleware)."""
+        rest = scope.get("path_params", {}).get("rest")
+        await self.serve(PREFIX if rest is None else f"{PREFIX}/{rest}", scope, receive, send)
+
+
 class _App(Starlette):
     """Starlette, with the route table's paths served directly.
 
@@ -356,9 +406,15 @@ class _App(Starlette):
     routes are made from the same table.
     """
 
-    def __init__(self, endpoints: _Routes, **kwargs: Any) -> None:
+    def __init__(self, endpoints: _Routes, control: _Control, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._routes = endpoints
+        self._control = control
+
+    @property
+    def control(self) -> ControlPlane:
+        """The control plane served under /_mockllm."""
+        return self._control.plane
 
     def end_streams(self) -> int:
         """End the streams in flight cleanly (a shutdown's grace is over); how many there were."""
@@ -382,17 +438,36 @@ class _App(Starlette):
                     scope["path_params"] = params
                     await self._routes.handle(engine, methods, params, scope, receive, send)
                     return
+            # Only a path the table did not take pays for this check.
+            if path.startswith(PREFIX) and (len(path) == len(PREFIX) or path[len(PREFIX)] == "/"):
+                scope["app"] = self
+                await self._control.serve(path, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 
-def create_app(engine: Engine, namespaces: MutableMapping[str, Engine] | None = None) -> Starlette:
-    """The ASGI app. `namespaces` maps a name to an Engine served under /ns/{name}/v1."""
-    routes_of = _Routes(engine, namespaces if namespaces is not None else {})
-    routes: list[Route] = []
+def create_app(
+    engine: Engine,
+    namespaces: MutableMapping[str, Engine] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    admin_token: str | None = None,
+    control: ControlPlane | None = None,
+) -> Starlette:
+    """The ASGI app. `namespaces` maps a name to an Engine served under /ns/{name}/v1.
+
+    The control plane (mockllm/control.py) answers under /_mockllm: `control`, or one made for the
+    address the server listens on (`host`: beyond loopback, its routes need `admin_token`)."""
+    namespaces = namespaces if namespaces is not None else {}
+    routes_of = _Routes(engine, namespaces)
+    plane = control if control is not None else ControlPlane(engine, namespaces, host=host, admin_token=admin_token)
+    control_endpoint = _Control(plane)
+    # Before the provider routes: no provider path starts with the prefix, but the order says it is reserved.
+    routes: list[Route] = [Route(PREFIX, control_endpoint), Route(PREFIX + "/{rest:path}", control_endpoint)]
     for template, methods in BY_PATH.items():
         path = template.replace("{model_id}", "{model_id:path}")
         endpoint = routes_of.endpoint(methods)
         routes.append(Route(path, endpoint, methods=list(methods)))
         routes.append(Route("/ns/{ns}" + path, endpoint, methods=list(methods)))
     handlers = {HTTPException: routes_of.http_error, Exception: routes_of.crashed}
-    return _App(routes_of, routes=routes, exception_handlers=handlers)
+    return _App(routes_of, control_endpoint, routes=routes, exception_handlers=handlers)

@@ -17,7 +17,10 @@ from .errors import ScenarioError
 from .loader import bundled_scenarios, load
 from .server import DEFAULT_SHUTDOWN_GRACE, listen, run
 
-__all__ = ["base_url", "exposure_warning", "main"]
+__all__ = ["DEFAULT_JOURNAL_SIZE", "base_url", "exposure_warning", "main"]
+
+# Requests `serve` keeps for the control API and the inspector: enough to look back on, bounded for a long run.
+DEFAULT_JOURNAL_SIZE = 1000
 
 
 def _non_negative(kind: type[int] | type[float]) -> Callable[[str], Any]:
@@ -64,10 +67,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--journal-size",
         type=_non_negative(int),
-        default=0,
+        default=DEFAULT_JOURNAL_SIZE,
         metavar="N",
-        help="how many of the latest requests the engine keeps in its journal (default: 0; nothing outside "
-        "the process reads it, and keeping requests costs memory and speed)",
+        help="how many of the latest requests the journal keeps, for the control API and the inspector at "
+        f"/_mockllm (default: {DEFAULT_JOURNAL_SIZE}; 0 keeps none, a little faster)",
+    )
+    serve.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="the control API (/_mockllm) answers only requests with Authorization: Bearer TOKEN; without it, "
+        "it answers on loopback only (a --host beyond loopback gets 403)",
+    )
+    serve.add_argument(
+        "--require-api-key",
+        metavar="KEY",
+        help="refuse provider requests without this API key, with each API's own auth error (OpenAI's 401 "
+        "invalid_api_key, Anthropic's authentication_error, Gemini's API_KEY_INVALID)",
     )
     serve.add_argument(
         "--max-body-size",
@@ -140,7 +155,10 @@ def _record_parser(sub: Any) -> None:
         "headers and in a key= query parameter always are",
     )
     record.add_argument(
-        "--keep-ids", action="store_true", help="write the model (and chat's system_fingerprint) the answers name"
+        "--keep-ids",
+        action="store_true",
+        help="write the model, chat's system_fingerprint and every answer's id (the ids clients send back, "
+        "Responses' and Anthropic's, are always written)",
     )
     record.add_argument(
         "--round-ms",
@@ -196,6 +214,7 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
         journal_limit=args.journal_size,
         max_body_size=args.max_body_size,
         strict=args.strict,
+        api_key=args.require_api_key,
     )
     try:
         for path in paths:
@@ -211,9 +230,16 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     print(f"mockllm: {len(engine.router.rules)} rule(s) from {where}", file=sys.stderr)
     warning = exposure_warning(host, port)
     if warning:
+        if args.require_api_key is not None:  # the warning's "checks no API key" is not so then
+            warning = warning.replace("mockllm checks no API key", "mockllm asks for the --require-api-key key")
         print(warning, file=sys.stderr)
+        if args.admin_token is None:
+            print(
+                "mockllm: the control API (/_mockllm) answers 403 beyond loopback: --admin-token TOKEN opens it",
+                file=sys.stderr,
+            )
     print(f"mockllm: OPENAI_BASE_URL={base_url(host, port)}", file=sys.stderr)
-    run(engine, sock, access_log=args.access_log, shutdown_grace=args.shutdown_grace)
+    run(engine, sock, access_log=args.access_log, shutdown_grace=args.shutdown_grace, admin_token=args.admin_token)
     return 0
 
 

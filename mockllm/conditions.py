@@ -277,15 +277,17 @@ def body_field(request: Request, key: str) -> bytes:
         known = request.canonical = {}
     text = known.get(key)
     if text is None:
-        text = known[key] = canonical(request.body[key]) if key in request.body else _ABSENT
+        body = request.body if request.sent_body is None else request.sent_body
+        text = known[key] = canonical(body[key]) if key in body else _ABSENT
     return text
 
 
 def _body_condition(key: str, wanted: bytes) -> tuple[Test, Reason]:
     def why(request: Request) -> str:
-        if key not in request.body:
+        body = request.body if request.sent_body is None else request.sent_body
+        if key not in body:
             return f"body.{key}: the request has no {key!r}"
-        return f"body.{key}: {_difference(orjson.loads(wanted), request.body[key], key)}"
+        return f"body.{key}: {_difference(orjson.loads(wanted), body[key], key)}"
 
     return (lambda request: body_field(request, key) == wanted), why
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .answer import Answer
+from .backoff import Backoff
 from .callbacks import CallbackError, call
 from .derive import Derived
 from .dialects import CHAT_DIALECT, DIALECTS, Dialect
@@ -26,6 +28,7 @@ from .errors import RequestError
 from .journal import Entry, Journal
 from .loader import Scenario, load, load_mapping
 from .plan import error_answer, plan
+from .quota import Quotas, Standing, merge_headers
 from .request import Request
 from .router import Hit, Router, Rule
 from .routes import Methods, resolve
@@ -56,6 +59,8 @@ class Engine:
         journal_limit: int | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         strict: bool = False,
+        api_key: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale must be 0 or more, got {time_scale}")
@@ -67,6 +72,12 @@ class Engine:
         # Refuse what the real API refuses (mockllm/strict.py), for every request; else only for the
         # rules of a scenario file that says `strict: true`.
         self.strict = strict
+        # Refuse requests without this key, with each API's own auth error (`serve --require-api-key`).
+        self.api_key = api_key
+        # Monotonic seconds, for quotas' windows and backoff verdicts (a test of their arithmetic injects one).
+        self.clock = clock
+        self.quotas = Quotas()  # the scenarios' `limits` (mockllm/quota.py)
+        self.backoff = Backoff()  # the answers that asked for a wait, until their retry (mockllm/backoff.py)
         # Numbers the answers no journal entry names (model lookups, stored responses, refusals), so each
         # gets an x-request-id of its own, the same ones in the same order on every run.
         self._ids = itertools.count()
@@ -85,6 +96,7 @@ class Engine:
         the engine strict (mockllm/strict.py), from then on."""
         self.router.add(scenario.rules)
         self.strict = self.strict or scenario.strict
+        self.quotas.add(scenario.limits)
 
     def load(self, path: str | Path) -> list[Scenario]:
         """Add the rules of a scenario file or folder (after the rules already there)."""
@@ -128,6 +140,8 @@ class Engine:
         self.journal.clear()
         self._ids = itertools.count()
         self.states = {name: dialect.new_state() for name, dialect in DIALECTS.items()}
+        self.quotas.reset()
+        self.backoff.clear()
 
     # -- requests ----------------------------------------------------------------------
 
@@ -180,6 +194,16 @@ class Engine:
         """Answer a request of `dialect`'s API. `headers` must have lower-case names."""
         # No entry at all when the journal keeps none (`mockllm serve`'s default): nothing could read it.
         entry = self.journal.open(dialect.name, path, headers, body) if self.journal.keeps else None
+        if self.api_key is not None:
+            # Before parsing, as the APIs do. The adapters' header mappings carry the query string as
+            # `.query` (Gemini's `?key=`); a plain dict has none.
+            no_key = dialect.refuses_key(self.api_key, headers, getattr(headers, "query", ""))
+            if no_key is not None:
+                if entry is not None:
+                    entry.status, entry.error = no_key[0], "the request does not carry the --require-api-key key"
+                answer = error_answer(no_key[0], no_key[1], self._request_id(entry), None, dialect)
+                answer.entry = entry
+                return answer
         state = self.states[dialect.name]
         try:
             request = dialect.parse(body, headers, params or {}, state)
@@ -194,6 +218,16 @@ class Engine:
                 if entry is not None:
                     entry.status, entry.error = refused.status, refused.message
                 return self._refused(dialect, refused, entry)
+        # The scenarios' `limits` (mockllm/quota.py) and backoff verdicts (mockllm/backoff.py): a request over
+        # its quota is answered here, before any rule counts it.
+        standing = None
+        if self.quotas.limits or self.backoff.waiting:
+            now = self.clock()
+            if entry is not None:
+                self.backoff.arrived(entry, now)
+            standing = self.quotas.admit(request, now) if self.quotas.limits else None
+            if standing is not None and standing.refused is not None:
+                return self._over_quota(dialect, request, standing, entry, now)
         try:
             routed = self.router.route(request)
             if isinstance(routed, Hit) and routed.rule.respond is not None:
@@ -207,9 +241,11 @@ class Engine:
             return answer
         if isinstance(routed, Hit):
             answer = plan(routed, request, dialect, self.seed, self.time_scale, state)
+            if standing is not None:  # under a limit: its headers, counting down
+                answer.headers = merge_headers(answer.headers, dialect.quota_answer(standing)[0])
             if entry is None:
                 return answer
-            entry.rule = routed.rule.name
+            entry.rule, entry.origin = routed.rule.name, routed.rule.origin
             entry.call_index = routed.call_index
         else:
             message = routed.explain()
@@ -222,6 +258,28 @@ class Engine:
         entry.user_text = request.user_text
         entry.status = answer.status
         answer.entry = entry
+        if answer.status >= 400:  # a scripted 429 or 503 may ask for a wait: its retry gets a verdict
+            self.backoff.answered(entry, answer, self.clock())
+        return answer
+
+    def _over_quota(
+        self, dialect: Dialect, request: Request, standing: Standing, entry: Entry | None, now: float
+    ) -> Answer:
+        """The API's 429 for a request over a limit's quota (Dialect.quota_answer)."""
+        headers, body = dialect.quota_answer(standing)
+        answer = error_answer(429, body, self._request_id(entry), None, dialect)
+        answer.headers = merge_headers(answer.headers, headers)
+        if entry is not None:
+            limit = standing.limit
+            assert limit is not None
+            entry.status, entry.stream, entry.user_text = 429, request.stream, request.user_text
+            entry.error = (
+                f"over the limit at {limit.origin}: {standing.quota} {standing.refused} per {limit.window:g} s "
+                f"({standing.used} used, {standing.requested} requested)"
+            )
+            answer.entry = entry
+            if standing.retry_after is not None:
+                self.backoff.answered(entry, answer, now, float(standing.retry_after))
         return answer
 
     def _refused(self, dialect: Dialect, exc: RequestError, entry: Entry | None) -> Answer:

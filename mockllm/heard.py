@@ -38,6 +38,7 @@ class HeardTool:
     at: float  # when the call's first part arrived
     fragments: list[tuple[float, str]] = field(default_factory=list)  # its arguments as they came
     whole: Any = None  # arguments that came whole, as JSON data (Anthropic's and Gemini's whole bodies)
+    item_id: str | None = None  # Responses: the function_call item's id
 
     @property
     def arguments(self) -> str:
@@ -57,6 +58,8 @@ class Heard:
     finish: str | None = None  # stop | length | tool_calls | content_filter
     model: str | None = None
     fingerprint: str | None = None
+    answer_id: str | None = None  # the answer's own id (chatcmpl-, resp_, msg_, responseId)
+    message_id: str | None = None  # Responses: the output message item's id
     ended: bool = False  # the API's terminator came ([DONE], response.completed, message_stop)
     error_event: str | None = None  # a mid-stream error event's message
 

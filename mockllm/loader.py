@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from .dialects import DIALECTS
 from .errors import Problem, ScenarioError
+from .quota import Limit
 from .router import Conditions, Rule
 from .scenario import (
     BODY_KEYS,
@@ -27,6 +28,7 @@ from .scenario import (
     Framing,
     Generate,
     Keepalive,
+    LimitSpec,
     Match,
     Reply,
     RuleSpec,
@@ -62,16 +64,18 @@ _MODEL_UNDER: dict[str, type[BaseModel]] = {
     "fault": Fault,
     "framing": Framing,
     "keepalive": Keepalive,
+    "limits": LimitSpec,
 }
 
 
 class Scenario:
     """A loaded scenario file: its rules, ready for a Router (each carries the file's time scale)."""
 
-    def __init__(self, source: str, rules: list[Rule], strict: bool = False) -> None:
+    def __init__(self, source: str, rules: list[Rule], strict: bool = False, limits: list[Limit] | None = None) -> None:
         self.source = source
         self.rules = rules
         self.strict = strict  # the file's `strict: true`: refuse what the real API refuses (mockllm/strict.py)
+        self.limits = limits or []  # the file's `limits`: quotas over every request the engine answers (quota.py)
 
     def __repr__(self) -> str:
         return f"Scenario({self.source!r}, {len(self.rules)} rules)"
@@ -197,7 +201,9 @@ def load_text(text: str, source: str = "<text>") -> Scenario:
             if set(data) == streamed.head_keys | {"rules"}:
                 if streamed.problems:
                     raise ScenarioError(streamed.problems)
-                return Scenario(source, streamed.rules, streamed.head is not None and streamed.head.strict)
+                head = streamed.head
+                strict = head is not None and head.strict
+                return Scenario(source, streamed.rules, strict, _limits(head, source, parsed[0][1]))
             # A key after `rules` (defaults, time_scale) changes the rules already compiled: load the
             # file again, the plain way (only such files pay for it).
             parsed.clear()
@@ -257,14 +263,14 @@ def _load_parsed(parsed: list[tuple[Any, LineTree]], source: str) -> Scenario:
     data, lines = parsed.pop()
     spec = _validate(data, source, lines)
     del data
-    return Scenario(source, _rules(spec, source, lines), spec.strict)
+    return Scenario(source, _rules(spec, source, lines), spec.strict, _limits(spec, source, lines))
 
 
 def load_mapping(data: Any, source: str = "<inline>", lines: Mapping[PathKey, int] | None = None) -> Scenario:
     """Load a scenario from parsed data (a dict as YAML would give); `lines` maps YAML paths to lines."""
     lines = lines if lines is not None else {}
     spec = _validate(data, source, lines)
-    return Scenario(source, _rules(spec, source, lines), spec.strict)
+    return Scenario(source, _rules(spec, source, lines), spec.strict, _limits(spec, source, lines))
 
 
 def _validate(data: Any, source: str, lines: Mapping[PathKey, int]) -> ScenarioFile:
@@ -288,6 +294,26 @@ def _rules(spec: ScenarioFile, source: str, lines: Mapping[PathKey, int]) -> lis
     if problems:
         raise ScenarioError(problems)
     return rules
+
+
+def _limits(head: ScenarioHead | None, source: str, lines: Mapping[PathKey, int]) -> list[Limit]:
+    """The file's `limits`, compiled (each names its file:line in messages)."""
+    if head is None or not head.limits:
+        return []
+    made = []
+    for index, spec in enumerate(head.limits):
+        line = _line(lines, ("limits", index))
+        made.append(
+            Limit(
+                model=spec.model,
+                per=spec.per,
+                requests=spec.requests_per_minute,
+                tokens=spec.tokens_per_minute,
+                window=spec.window_s,
+                origin=f"{source}:{line}" if line else source,
+            )
+        )
+    return made
 
 
 def _defaults_base(defaults: Defaults | None) -> dict[str, Any] | None:

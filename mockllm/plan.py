@@ -285,15 +285,16 @@ def _scripted_error(spec: ErrorSpec, request: Request, derived: Derived, dialect
     text = spec.message or message.format(model=request.model)
     if "code" in spec.model_fields_set:
         code = None if spec.code is None else str(spec.code)
-    extra = dict((k.lower(), v) for k, v in spec.headers.items())
+    given = {k.lower(): v for k, v in spec.headers.items()}
     if status == 429:
-        extra.setdefault("retry-after", "1")
+        given.setdefault("retry-after", "1")
+    extra = {k: v for k, v in given.items() if v is not None}  # null: not sent
     if spec.flavour == "azure":
         if not spec.message and status == 429:
+            after = f"after {extra['retry-after']} seconds" if "retry-after" in extra else "later"
             text = (
                 "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have "
-                "exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after "
-                f"{extra['retry-after']} seconds."
+                f"exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry {after}."
             )
         body = dialect.azure_error_body(str(spec.code) if spec.code is not None else str(status), text)
     else:

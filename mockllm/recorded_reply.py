@@ -147,6 +147,14 @@ class ReplyMaker:
             reply["model"] = heard.model
         if self.keep_ids and heard.fingerprint is not None and endpoint == "chat":
             reply["system_fingerprint"] = heard.fingerprint
+        # The ids a client sends back are kept, ids or not (a replay must say the same ones, or the next
+        # request matches no rule): a Responses chain's previous_response_id and its output items sent
+        # again as input, an Anthropic thread's previous_message_id. The others only with keep_ids.
+        sent_back = endpoint in ("responses", "anthropic")
+        if heard.answer_id is not None and (sent_back or self.keep_ids) and self._unredacted(heard.answer_id):
+            reply["id"] = heard.answer_id
+        if heard.message_id is not None and endpoint == "responses" and self._unredacted(heard.message_id):
+            reply["message_id"] = heard.message_id
         if heard.whole:
             slots = [max(slots, default=0.0)]  # a whole body waits for its arrival, once
         timing = self._timing(slots)
@@ -186,7 +194,13 @@ class ReplyMaker:
         if tool.id is not None:
             # Kept, ids or not: a tool loop's next request quotes it, and must match the rule recorded for it.
             call["id"] = self.redact(tool.id)
+        if tool.item_id is not None and endpoint == "responses" and self._unredacted(tool.item_id):
+            call["item_id"] = tool.item_id  # sent back with the call, as an input item
         return call, sent
+
+    def _unredacted(self, given_id: str) -> bool:
+        """Whether an id may be written: one a `--redact` pattern hides is left out (the replay derives one)."""
+        return self.redact(given_id) == given_id
 
     def _transcript(self, exchange: Exchange) -> dict[str, Any]:
         events = sse_events(exchange.chunks)
@@ -243,7 +257,11 @@ class ReplyMaker:
             spec["message"] = self.redact(error)
         elif text:
             spec["message"] = self.redact(text.decode("utf-8", "replace"))[:2000]
-        headers = {name: value for name, value in exchange.headers if _ERROR_HEADERS.fullmatch(name)}
+        headers: dict[str, str | None] = {
+            name: value for name, value in exchange.headers if _ERROR_HEADERS.fullmatch(name)
+        }
+        if exchange.status == 429 and "retry-after" not in headers:
+            headers["retry-after"] = None  # as recorded: the fake would say `retry-after: 1`
         if headers:
             spec["headers"] = dict(sorted(headers.items()))
         reply: dict[str, Any] = {"error": spec}

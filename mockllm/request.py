@@ -58,6 +58,9 @@ class Request:
     history: tuple[dict[str, Any], ...] = ()  # earlier turns a dialect keeps for it (Responses' chain)
     talk: Conversation | None = None  # what it says of its conversation, read when asked (mockllm/conversation.py)
     canonical: dict[str, bytes] | None = None  # body fields as canonical JSON, made when a `body` condition asks
+    # The body as the client sent it, when `body` is more (an Anthropic thread's `continue`, which
+    # `body` holds as the whole conversation it stands for): what a recording's `match.body` compares.
+    sent_body: dict[str, Any] | None = None
 
 
 def message_text(message: Mapping[str, Any]) -> str:

@@ -146,6 +146,27 @@ class Router:
                     self._talks.setdefault(id(rule), OrderedDict())
             self._index = RuleIndex.of(self._rules)
 
+    def remove(self, name: str) -> list[Rule]:
+        """Take out every rule named `name` (the others keep their order and their counts); the rules
+        taken out, [] when none has that name."""
+        with self._lock:
+            removed = [rule for rule in self._rules if rule.name == name]
+            if not removed:
+                return []
+            kept = [(rule, n) for rule, n in zip(self._rules, self._served, strict=True) if rule.name != name]
+            self._rules = [rule for rule, _ in kept]
+            self._served = [n for _, n in kept]
+            for rule in removed:
+                self._talks.pop(id(rule), None)
+            # The index holds positions in _rules: they moved, so it is made again.
+            self._index = RuleIndex.of(self._rules)
+            return removed
+
+    def counts(self) -> list[tuple[Rule, int]]:
+        """Every rule with the calls it served (in all conversations), in rule order, read at once."""
+        with self._lock:
+            return list(zip(self._rules, self._served, strict=True))
+
     def clear(self) -> None:
         with self._lock:
             self._rules = []

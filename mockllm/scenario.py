@@ -23,6 +23,7 @@ __all__ = [
     "Framing",
     "Generate",
     "Keepalive",
+    "LimitSpec",
     "Match",
     "Reply",
     "RuleSpec",
@@ -41,6 +42,7 @@ FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 Sequence = Literal["server", "conversation"]
 
 # The keys that say what the answer is; a rule's own body keys replace the defaults' ones.
+ANSWER_ID = r"^[A-Za-z0-9_.:+/=-]{1,256}$"
 BODY_KEYS = ("content", "chunks", "generate", "refusal", "tool_calls", "choices", "sse", "error", "vectors")
 
 
@@ -175,6 +177,7 @@ class ToolCall(_Strict):
     # Left out: made per call, valid for the schema of the offered tool of that name ({} when none is).
     arguments: dict[str, Any] | str | None = None
     id: str | None = None
+    item_id: Annotated[str, Field(pattern=ANSWER_ID)] | None = None  # Responses: the function_call item's id (fc_...)
 
 
 class Usage(_Strict):
@@ -246,16 +249,18 @@ class ErrorSpec(_Strict):
     type: str | None = None
     code: str | int | None = None
     param: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    # A value of null sends no such header: `retry-after: null` for a 429 that says nothing of when to
+    # retry (a recording's), where the fake would send `retry-after: 1`.
+    headers: dict[str, str | None] = Field(default_factory=dict)
     flavour: Literal["openai", "azure"] = "openai"
 
     @field_validator("headers")
     @classmethod
-    def _sendable(cls, value: dict[str, str]) -> dict[str, str]:
+    def _sendable(cls, value: dict[str, str | None]) -> dict[str, str | None]:
         for name, text in value.items():
             if not _TOKEN.fullmatch(name):
                 raise ValueError(f"{name!r} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
-            if _UNSENDABLE.search(text):
+            if text is not None and _UNSENDABLE.search(text):
                 raise ValueError(
                     f"the value of {name} ({text!r}) has a character an HTTP header cannot carry"
                     " (a line break, a control character, or one outside Latin-1)"
@@ -314,6 +319,11 @@ class Reply(_Strict):
     usage: Usage | None = None
     model: str | None = None  # the model name the answer reports
     system_fingerprint: str | None = None
+    # The answer's own ids, as a recording keeps them: a client sends them back (previous_response_id,
+    # Anthropic's thread continue, Responses' output items as input), so a replay must say the same ones.
+    # Letters, digits and `_-.:+/=` only (every API's ids are): they go into compiled bodies unescaped.
+    id: Annotated[str, Field(pattern=ANSWER_ID)] | None = None
+    message_id: Annotated[str, Field(pattern=ANSWER_ID)] | None = None  # Responses: the output message item's id
     timing: Timing | None = None
     fault: Fault | None = None
     framing: Framing | None = None
@@ -362,6 +372,27 @@ class RuleSpec(_Strict):
         return self
 
 
+class LimitSpec(_Strict):
+    """A quota, as a provider enforces it (mockllm/quota.py): past it, the API's 429 with its rate-limit headers.
+
+    A window of `window_s` seconds starts with the first request it admits, admits
+    `requests_per_minute` requests and `tokens_per_minute` tokens (prompt plus the output the request
+    may ask for), then frees all at once.
+    """
+
+    model: str | None = None  # a glob on the request's model; left out: every model
+    per: Literal["model", "api_key"] = "model"  # whose quota: each model's, or each API key's (all its models)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    window_s: float = Field(default=60, gt=0, le=86_400)  # the window's length ("minute"): short ones for tests
+
+    @model_validator(mode="after")
+    def _counts_something(self) -> LimitSpec:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ValueError("expected requests_per_minute, tokens_per_minute or both")
+        return self
+
+
 class ScenarioHead(_Strict):
     """A scenario file's keys but its rules (validated on their own when the rules load as they parse)."""
 
@@ -370,6 +401,7 @@ class ScenarioHead(_Strict):
     time_scale: float | None = Field(default=None, ge=0)  # overrides the server's
     strict: bool = False  # refuse what the real API refuses: unknown fields, values out of range
     sequence: Sequence = "server"  # every rule's, unless it says its own
+    limits: list[LimitSpec] | None = None  # quotas over every request (mockllm/quota.py)
 
 
 class ScenarioFile(ScenarioHead):

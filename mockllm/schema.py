@@ -39,6 +39,19 @@ _KEYS: dict[str, dict[str, str]] = {
         "sequence": "How every rule's replies and times count unless it says its own: server (default) or "
         "conversation.",
         "rules": "The rules, tried in order (higher priority first); the first that matches answers.",
+        "limits": "Quotas over every request: past one, the API's own 429 (OpenAI's rate_limit_exceeded, "
+        "Anthropic's rate_limit_error, Gemini's RESOURCE_EXHAUSTED) with retry-after, and its rate-limit "
+        "headers counting down on every answer.",
+    },
+    "LimitSpec": {
+        "model": 'A glob on the request\'s model, e.g. "gpt-4o*"; left out: every model.',
+        "per": "Whose quota it is: model (default: each model has its own) or api_key (each API key has one, "
+        "over all the models the glob takes).",
+        "requests_per_minute": "Requests admitted per window.",
+        "tokens_per_minute": "Tokens admitted per window: each request's prompt plus the output it may ask for "
+        "(max_tokens and the like, times n), counted when it arrives.",
+        "window_s": "The window's length in seconds (default 60): it starts with the first request it admits "
+        "and frees all at once; short ones keep tests fast.",
     },
     "RuleSpec": {
         "name": "Shown in errors, near-miss reports and the journal (default: file.yaml:rules[i]).",
@@ -103,6 +116,9 @@ _KEYS: dict[str, dict[str, str]] = {
         "usage": "Token counts to report; a left-out count is computed.",
         "model": "The model name the answer reports (default: the request's).",
         "system_fingerprint": "Chat only; default: derived from the seed (fp_...).",
+        "id": "The answer's id (chat and completions id, Responses resp_..., Anthropic msg_..., Gemini responseId); "
+        "left out: derived. A recording keeps it, as clients send it back (previous_response_id, threads).",
+        "message_id": "Responses: the output message item's id (msg_...); left out: derived.",
         "timing": "When chunks are sent.",
         "fault": "A failure in the middle of the stream.",
         "framing": "How the SSE bytes are laid out and cut into network writes.",
@@ -112,7 +128,8 @@ _KEYS: dict[str, dict[str, str]] = {
         "name": "The function's name.",
         "arguments": "A mapping (sent as compact JSON) or a JSON string, sent as written ({user}-style "
         "placeholders filled in); left out: made for the schema of the offered tool of that name.",
-        "id": "The call's id; left out: derived (call_...).",
+        "id": "The call's id (chat and Responses call_..., Anthropic toolu_..., Gemini's call id); left out: derived.",
+        "item_id": "Responses: the function_call item's id (fc_...); left out: derived.",
     },
     "Usage": {
         "prompt_tokens": "Input tokens (Responses: input_tokens).",

@@ -38,6 +38,7 @@ class ToolScript:
     id: str | None  # None: derived per call
     template: Template | None = None  # arguments that quote the request (mockllm/template.py)
     from_schema: bool = False  # arguments left out: made per call for the offered tool's schema
+    item_id: str | None = None  # Responses: the function_call item's id (None: derived per call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class Script:
     schedule: Schedule
     finish_reason: str
     completion_tokens: int | None  # `usage.completion_tokens`, or counted; None: counted per call (generated text)
-    sent_tokens: int | None  # the tokens the reply sends (its text and tool calls); None: generated per call
+    sent_tokens: int | None  # the tokens the reply sends (its text and tool calls; at most its usage's); None: per call
     tool_chunks: int  # stream chunks the tool calls take (a head, then the fragments, per call)
     usage_prompt: int | None  # `usage.prompt_tokens` as the reply gives it (None: counted per request)
     usage_completion: int | None  # `usage.completion_tokens` as the reply gives it
@@ -77,6 +78,8 @@ class Script:
     model: str | None  # the model name the answer reports (None: the request's)
     system_fingerprint: str | None
     framing: Framing | None
+    answer_id: str | None  # the answer's own id (a recording's); None: derived per call
+    message_id: str | None  # Responses: the output message item's id; None: derived per call
     # What each dialect compiled of this reply for its wire format, by dialect name: compiled by
     # the dialect the first time it is asked for (a missing key runs `Dialect.prepare`).
     # (dataclasses.replace keeps the original's: give `compiled=None` to compile afresh.)
@@ -152,6 +155,10 @@ def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
     usage_completion = reply.usage.completion_tokens if reply.usage else None
     if usage_completion is not None and not per_call:
         completion = usage_completion
+        if sent is not None:
+            # The reply says how many tokens it sends (a recording's: the upstream counted them, under the
+            # request's cap): a cap of that many does not cut it, whatever mockllm's tokenizer counts.
+            sent = min(sent, usage_completion)
     tool_chunks = sum(1 + len(t.fragments) for t in tools)
     schedule = resolve(reply.timing)
     script = Script(
@@ -180,6 +187,8 @@ def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
         model=reply.model,
         system_fingerprint=reply.system_fingerprint,
         framing=reply.framing,
+        answer_id=reply.id,
+        message_id=reply.message_id,
     )
     return script
 
@@ -190,11 +199,16 @@ def _as_written(text: str) -> Template:
 
 def _tool_script(call: ToolCall, fill: Callable[[str], Template]) -> ToolScript:
     if call.arguments is None:
-        return ToolScript(call.name, "{}", ("{}",), call.id, from_schema=True)
+        return ToolScript(call.name, "{}", ("{}",), call.id, from_schema=True, item_id=call.item_id)
     args = call.arguments if isinstance(call.arguments, str) else dumps(call.arguments)
     template = fill(args)
     if not template.dynamic:
         args = template.parts[0]
     return ToolScript(
-        call.name, args, tuple(split_tokens(args)) or ("",), call.id, template if template.dynamic else None
+        call.name,
+        args,
+        tuple(split_tokens(args)) or ("",),
+        call.id,
+        template if template.dynamic else None,
+        item_id=call.item_id,
     )

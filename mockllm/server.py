@@ -68,7 +68,12 @@ def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 def run(
-    engine: Engine, sock: socket.socket, *, access_log: bool = False, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    engine: Engine,
+    sock: socket.socket,
+    *,
+    access_log: bool = False,
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+    admin_token: str | None = None,
 ) -> None:
     """Serve `engine` on a bound socket (see `listen`) until SIGINT or SIGTERM, then return.
 
@@ -77,9 +82,11 @@ def run(
     (their bodies closed: a client reads a shorter stream, not a cut, nor a hang). A second signal
     ends the process at once, by that signal's default action. uvicorn's own handling would wait
     for every stream without end, and on a second Ctrl-C print a CancelledError traceback per stream.
+
+    The control plane (/_mockllm) answers on loopback; bound beyond it, only with `admin_token`.
     """
     host, port = sock.getsockname()[:2]
-    config = uvicorn_config(create_app(engine), host, port, access_log)
+    config = uvicorn_config(create_app(engine, host=host, admin_token=admin_token), host, port, access_log)
     config.load()
     server = uvicorn.Server(config)
     # What is loaded by now (modules, scenario models) lives as long as the process: keep the
@@ -155,7 +162,8 @@ class BackgroundServer:
 
     `namespaces` maps a name to an Engine served under `/ns/{name}/v1`, so one server
     can give every test its own rules, sequences and journal. `one_write=False` runs
-    uvicorn's stock httptools protocol instead of mockllm.protocol's.
+    uvicorn's stock httptools protocol instead of mockllm.protocol's. The control plane
+    (/_mockllm) answers on loopback; bound beyond it, only with `admin_token` (as a Bearer).
 
     It starts and stops in a few milliseconds: uvicorn's own loop polls `should_exit`
     every 100 ms and its shutdown sleeps another 100 ms, so this runs `startup()` on a
@@ -165,13 +173,19 @@ class BackgroundServer:
     _GRACE = 0.1  # seconds an in-flight response may take to finish at stop() before it is cut
 
     def __init__(
-        self, engine: Engine | None = None, host: str = "127.0.0.1", port: int = 0, *, one_write: bool = True
+        self,
+        engine: Engine | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        one_write: bool = True,
+        admin_token: str | None = None,
     ) -> None:
         self.engine = engine or Engine()
         self.namespaces: dict[str, Engine] = {}
         self._sock = listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        app = create_app(self.engine, self.namespaces)
+        app = create_app(self.engine, self.namespaces, host=self.host, admin_token=admin_token)
         self._server = uvicorn.Server(uvicorn_config(app, host, self.port, one_write=one_write))
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()

@@ -28,6 +28,13 @@ HOST = "mockllm.invalid"  # in-process base URLs use it; `.invalid` never resolv
 _DROPPED = "peer closed connection without sending complete message body (incomplete chunked read)"
 
 
+class _Headers(dict[str, str]):
+    """A request's headers (lower-case names), with its query string as `query`, as the app's carry it
+    (for Gemini's `?key=`, under `--require-api-key`)."""
+
+    query = ""
+
+
 def answer_request(engine: Engine, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
     """The Answer to one HTTP request, routed by the same table as the starlette app (any prefix before /v1)."""
     return engine.handle(method, path, headers, body)
@@ -62,7 +69,8 @@ class _Transport:
 
     def _respond(self, request: Any) -> Any:
         start = time.monotonic()  # the server counts from the request's arrival too
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = _Headers((k.lower(), v) for k, v in request.headers.items())
+        headers.query = request.url.query.decode("latin-1")
         answer = answer_request(self.engine, request.method, request.url.path, headers, request.content)
         response_headers = list(answer.headers)
         if answer.writes is None and not answer.abort:
@@ -102,11 +110,18 @@ class _Body:
         entry = self._answer.entry
         if write.abort:
             if entry is not None:
-                entry.aborted = True
+                entry.aborted, entry.ended = True, time.monotonic() - self._start
             raise self._lib.RemoteProtocolError(_DROPPED, request=self._request)
-        if entry is not None and self._answer.writes is not None:
-            entry.sent.append(time.monotonic() - self._start)
+        if entry is not None:
+            entry.writes.append(write)  # a whole answer's body too: its one write
+            if self._answer.writes is not None:
+                entry.sent.append(time.monotonic() - self._start)
         return write.data
+
+    def _ended(self) -> None:
+        entry = self._answer.entry
+        if entry is not None:
+            entry.ended = time.monotonic() - self._start
 
     def __iter__(self) -> Iterator[bytes]:
         for write in self._writes:
@@ -119,6 +134,7 @@ class _Body:
             data = self._handed(write)
             if data:
                 yield data
+        self._ended()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         import anyio  # httpx and httpx2 both depend on it; it sleeps under asyncio and trio alike
@@ -133,6 +149,7 @@ class _Body:
             data = self._handed(write)
             if data:
                 yield data
+        self._ended()
 
     def close(self) -> None:
         pass

@@ -18,6 +18,7 @@ PUBLIC = [
     "Miss",
     "MockLLMError",
     "Problem",
+    "Remote",
     "Request",
     "RequestError",
     "Router",

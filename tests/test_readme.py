@@ -94,6 +94,7 @@ EDITOR_MODELINE = """\
 COMMAND_LINE = """\
 mockllm serve [--scenarios PATH]... [--host 127.0.0.1] [--port 8000] [--seed N] [--time-scale S]
               [--journal-size N] [--max-body-size BYTES] [--shutdown-grace S] [--strict] [--access-log]
+              [--admin-token TOKEN] [--require-api-key KEY]
 mockllm validate PATH...
 mockllm record --upstream URL --out DIR [--host 127.0.0.1] [--port 8001] [--name recording]
                [--ignore FIELD]... [--redact REGEX]... [--keep-ids] [--round-ms MS]

@@ -68,6 +68,10 @@ The test has no cassette (tests/cassettes/test_summary/test_summary.yaml). To re
   pytest tests/test_summary.py::test_summary --mockllm-record=once --mockllm-upstream=https://api.openai.com/v1
 """
 
+TWO_PROVIDERS = """\
+pytest --mockllm-record=once --mockllm-upstream=https://api.openai.com/v1,anthropic=https://api.anthropic.com
+"""
+
 SECRET = "sk-proj-readme-secret-0123456789"
 ASK = "What's 1+1? Answer in one word."
 
@@ -105,7 +109,14 @@ def test_summary(mockllm):
 
 
 def test_the_readme_shows_these_blocks() -> None:
-    assert readme_blocks("Recording real traffic") == [RECORD_CLI, CI_CLI, RULE_YAML, PYTEST_MODES, MODES_REPORT]
+    assert readme_blocks("Recording real traffic") == [
+        RECORD_CLI,
+        CI_CLI,
+        RULE_YAML,
+        PYTEST_MODES,
+        MODES_REPORT,
+        TWO_PROVIDERS,
+    ]
 
 
 def _free_port() -> int:
@@ -114,9 +125,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _upstream() -> BackgroundServer:
+def _upstream(endpoint: str = "chat") -> BackgroundServer:
     engine = Engine(time_scale=0)
-    engine.add({"match": {"user": {"equals": ASK}}, "reply": {"chunks": ["Two", "."]}})
+    engine.add({"match": {"endpoint": endpoint, "user": {"equals": ASK}}, "reply": {"chunks": ["Two", "."]}})
     return BackgroundServer(engine)
 
 
@@ -177,4 +188,28 @@ def test_the_pytest_record_modes_as_shown(tmp_path: Path) -> None:
     cassette = tmp_path / "tests" / "cassettes" / "test_summary" / "test_summary.yaml"
     assert SECRET not in cassette.read_text()
     replayed = _bash(ci, tmp_path)  # the upstream is gone: the cassette answers
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+
+
+# A test of each provider's client, as a suite that talks to both.
+BOTH_SUITE = f"""
+def test_both(mockllm):
+    asked = [{{"role": "user", "content": {ASK!r}}}]
+    chat = mockllm.client(max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=asked)
+    claude = mockllm.anthropic_client(max_retries=0).messages.create(
+        model="claude-sonnet-4-5", max_tokens=20, messages=asked
+    )
+    assert (chat.choices[0].message.content, claude.content[0].text) == ("Two.", "Two.")
+"""
+
+
+def test_one_run_records_from_two_providers_as_shown(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_both.py").write_text(BOTH_SUITE)
+    with _upstream("chat") as openai_side, _upstream("anthropic") as claude_side:
+        command = TWO_PROVIDERS.replace("https://api.openai.com", openai_side.url)
+        recorded = _bash(command.replace("https://api.anthropic.com", claude_side.url), tmp_path)
+        assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+        assert [len(openai_side.engine.journal), len(claude_side.engine.journal)] == [1, 1]
+    replayed = _bash("pytest", tmp_path)  # both upstreams gone: the cassette answers
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import random
 
     from ..derive import Derived
+    from ..quota import Standing
     from ..router import Hit
     from ..script import Script
 from .openai import JSON_HEADERS, SSE_HEADERS, Header
@@ -140,8 +141,9 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], threads: ThreadStore 
         ) from None
     if not isinstance(body, dict):
         raise _invalid(f"The request body must be a JSON object (model, max_tokens, messages), got {type_name(body)}")
+    sent = None
     if "thread" in body and threads is not None:
-        body = resolve(body, threads)
+        sent, body = body, resolve(body, threads)
     for field in ("model", "max_tokens", "messages"):
         if field not in body:
             raise _invalid(f"{field}: Field required")
@@ -174,6 +176,7 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], threads: ThreadStore 
     if system_text is not None:
         prompt_tokens += count_tokens(system_text)
     request = Request("anthropic", body, model, stream_flag(body), headers, user_text, system_text, prompt_tokens)
+    request.sent_body = sent
     request.max_tokens = cap
     stops = body.get("stop_sequences")
     if isinstance(stops, list):
@@ -190,7 +193,7 @@ def parse_messages(raw: bytes, headers: Mapping[str, str], threads: ThreadStore 
 def _ids(call: Call) -> tuple[str, list[str]]:
     """`msg_01` + 22 base58 characters, and a `toolu_01…` per tool call (a scenario's own id kept)."""
     derived = call.derived
-    message_id = "msg_01" + _base58(derived.core[:22], 22)
+    message_id = call.script.answer_id or "msg_01" + _base58(derived.core[:22], 22)
     # The call's tools are the scenario's (cut short by the request's limits), or the one it forces.
     given = [t.id for t in call.script.tools]
     tool_ids = []
@@ -463,7 +466,8 @@ class AnthropicDialect(Dialect):
         prompt = script.usage_prompt if script.usage_prompt is not None else request.prompt_tokens
         middle, end = template
         model = _dumps(script.model or request.model)
-        body = f'{{"model":{model},"id":"msg_01{_base58(derived.core[:22], 22)}"{middle}{prompt}{end}'.encode()
+        message_id = script.answer_id or "msg_01" + _base58(derived.core[:22], 22)  # `_-.:+/=` at most: unescaped
+        body = f'{{"model":{model},"id":"{message_id}"{middle}{prompt}{end}'.encode()
         return Answer(200, self.headers(_JSON_TYPE, derived.request_id, delay), body, delay)
 
     def body(self, call: Call) -> bytes:
@@ -489,6 +493,45 @@ class AnthropicDialect(Dialect):
 
     def model_missing(self, model_id: str) -> bytes:
         return self.error_body(f"model: {model_id}", "not_found_error", None, None, status=404)
+
+    # `--require-api-key` (Dialect.refuses_key): the SDK sends `x-api-key`, or `Authorization: Bearer` for an
+    # auth token; the API answers 401 authentication_error either way.
+    def refuses_key(self, key: str, headers: Mapping[str, str], query: str) -> tuple[int, bytes] | None:
+        bearer = headers.get("authorization", "")
+        token = bearer[7:].strip() if bearer[:7].lower() == "bearer " else ""
+        given = headers.get("x-api-key") or token
+        if key in (given, token):
+            return None
+        message = "invalid x-api-key" if given else "x-api-key header is required"
+        return 401, self.error_body(message, "authentication_error", None, None, status=401)
+
+    # A scenario's `limits` (Dialect.quota_answer): `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`,
+    # the reset in RFC 3339 (shared/dialects.md section 2, "Headers"), `retry-after` in seconds, and the 429
+    # `rate_limit_error` in the API's words (docs.claude.com/en/api/rate-limits). The quota counts input and
+    # output tokens together, so it is `tokens-*` (the most restrictive) the headers name, not input/output.
+    def quota_answer(self, standing: Standing) -> tuple[list[Header], bytes]:
+        from ..quota import rfc3339
+
+        headers: list[Header] = []
+        for what, counted in (("requests", standing.requests), ("tokens", standing.tokens)):
+            if counted is not None:
+                name = b"anthropic-ratelimit-" + what.encode()
+                headers.append((name + b"-limit", b"%d" % counted.limit))
+                headers.append((name + b"-remaining", b"%d" % counted.remaining))
+                headers.append((name + b"-reset", rfc3339(counted.reset).encode()))
+        if standing.refused is None:
+            return headers, b""
+        per = "requests per minute" if standing.refused == "requests" else "tokens per minute"
+        message = (
+            f"This request would exceed the rate limit for your organization (mockllm) of {standing.quota:,} {per}. "
+            "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response headers "
+            "for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later."
+        )
+        if standing.wait is None:
+            headers.append((b"x-should-retry", b"false"))  # more than the whole quota: it can never pass
+        else:
+            headers.append((b"retry-after", b"%d" % (standing.retry_after or 1)))
+        return headers, self.error_body(message, "rate_limit_error", None, None, status=429)
 
 
 def _model(model_id: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..answer import Answer
     from ..derive import Derived
+    from ..quota import Standing
     from ..request import Request
     from ..router import Hit, Rule
     from ..scenario import Reply
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 _OPENAI_VERSION = (b"openai-version", b"2020-10-01")
 
-__all__ = ["Call", "Dialect", "Route", "Stream", "ToolCallWire"]
+__all__ = ["Call", "Dialect", "Route", "Stream", "ToolCallWire", "masked_key"]
 
 
 class Route(NamedTuple):
@@ -183,3 +184,64 @@ class Dialect:
     def act(self, action: str, params: Mapping[str, str], state: Any) -> tuple[int, bytes]:
         """Serve one of this dialect's own routes (not "answer"): a status and a JSON body."""
         raise RequestError(f"Invalid URL ({action})", status=404)
+
+    # `mockllm serve --require-api-key KEY` (Engine(api_key=...)): where this API's SDKs send the key,
+    # and how the API refuses a request without it. OpenAI's here (Bearer auth, or Azure's `api-key`).
+    def refuses_key(self, key: str, headers: Mapping[str, str], query: str) -> tuple[int, bytes] | None:
+        """None when the request carries `key`; else the status and body of this API's auth error."""
+        bearer = headers.get("authorization", "")
+        given = bearer[7:].strip() if bearer[:7].lower() == "bearer " else headers.get("api-key") or bearer
+        if given == key:
+            return None
+        if not given:
+            return 401, self.error_body(_NO_KEY, "invalid_request_error", None, None, status=401)
+        message = f"Incorrect API key provided: {masked_key(given)}. You can find your API key at {_KEYS_PAGE}."
+        return 401, self.error_body(message, "invalid_request_error", None, "invalid_api_key", status=401)
+
+    # A scenario's `limits` (mockllm/quota.py): the rate-limit headers of every answer to a limited request,
+    # and the 429 past its quota. OpenAI's here (shared/wire.md sections 1 and 5: `x-ratelimit-*` with
+    # Go durations, `retry-after`, `rate_limit_exceeded` of type requests or tokens); Anthropic and Gemini
+    # say their own. No `retry-after-ms`: OpenAI's own traffic has none (Azure's has).
+    def quota_answer(self, standing: Standing) -> tuple[list[Header], bytes]:
+        """The rate-limit headers for `standing` and, when it is refused, the 429's body (else b"")."""
+        from ..quota import duration
+
+        limits, remaining, resets = [], [], []
+        for what, counted in (("requests", standing.requests), ("tokens", standing.tokens)):
+            if counted is not None:
+                limits.append((b"x-ratelimit-limit-" + what.encode(), b"%d" % counted.limit))
+                remaining.append((b"x-ratelimit-remaining-" + what.encode(), b"%d" % counted.remaining))
+                resets.append((b"x-ratelimit-reset-" + what.encode(), duration(counted.reset).encode()))
+        headers = limits + remaining + resets
+        if standing.refused is None:
+            return headers, b""
+        per = "requests per min (RPM)" if standing.refused == "requests" else "tokens per min (TPM)"
+        where = f"for {standing.model} in organization org-mockllm on {per}: Limit {standing.quota}"
+        learn = "Visit https://platform.openai.com/account/rate-limits to learn more."
+        if standing.wait is None:  # more than the whole quota: it can never pass
+            message = (
+                f"Request too large {where}, Requested {standing.requested}. The input or output tokens must be "
+                f"reduced in order to run successfully. {learn}"
+            )
+            headers.append((b"x-should-retry", b"false"))
+        else:
+            message = (
+                f"Rate limit reached {where}, Used {standing.used}, Requested {standing.requested}. "
+                f"Please try again in {duration(standing.wait)}. {learn}"
+            )
+            headers.append((b"retry-after", b"%d" % (standing.retry_after or 1)))
+        return headers, self.error_body(message, standing.refused, None, "rate_limit_exceeded", status=429)
+
+
+_KEYS_PAGE = "https://platform.openai.com/account/api-keys"
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
+    "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're "
+    f"accessing the API from your browser and are prompted for a username and password. You can obtain an API "
+    f"key from {_KEYS_PAGE}."
+)
+
+
+def masked_key(key: str) -> str:
+    """A wrong key as OpenAI's error quotes it: its start and end, the middle starred (sk-ab***yz)."""
+    return f"{key[:5]}***{key[-2:]}" if len(key) > 8 else key

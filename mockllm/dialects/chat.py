@@ -290,7 +290,7 @@ class ChatStream(Stream):
         self.call = call
         request = call.request
         self.maker = ChunkMaker(
-            id=call.derived.completion_id,
+            id=call.script.answer_id or call.derived.completion_id,
             created=call.derived.created,
             model=call.model,
             fingerprint=call.fingerprint,
@@ -457,7 +457,7 @@ class ChatDialect(Dialect):
         if prompt is None:
             prompt = request.prompt_tokens
         body = template.body(
-            f'"{derived.completion_id}"',  # letters and digits: nothing to escape
+            f'"{script.answer_id or derived.completion_id}"',  # letters, digits, `_-.:+/=`: nothing to escape
             derived.created,
             json_text(script.model or request.model),
             prompt,
@@ -486,7 +486,7 @@ class ChatDialect(Dialect):
             choices = "[" + ",".join(f'{{"index":{i},{said[id(c)]}' for i, c in enumerate(made)) + "]"
         derived = call.derived
         return completion_json(
-            derived.completion_id,
+            call.script.answer_id or derived.completion_id,
             derived.created,
             call.model,
             call.fingerprint,

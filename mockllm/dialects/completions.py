@@ -134,7 +134,7 @@ def _finish(choice: Choice) -> str:
 
 
 def _completion_id(call: Call) -> str:
-    return "cmpl-" + call.derived.completion_id[len("chatcmpl-") :]  # 29 letters and digits
+    return call.script.answer_id or "cmpl-" + call.derived.completion_id[len("chatcmpl-") :]  # 29 letters and digits
 
 
 def _usage(call: Call, choices: tuple[Choice, ...]) -> dict[str, int]:

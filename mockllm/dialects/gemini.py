@@ -31,6 +31,7 @@ from .openai import SSE_HEADERS, Header, string
 
 if TYPE_CHECKING:
     from ..derive import Derived
+    from ..quota import Standing
     from ..router import Hit
 
 __all__ = ["GEMINI", "GeminiStream"]
@@ -298,7 +299,7 @@ class GeminiStream(Stream):
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.response_id = _response_id(call.derived)
+        self.response_id = call.script.answer_id or _response_id(call.derived)
         self.deltas = len(call.pieces) + len(call.tools)
 
     def _chunks(self) -> list[tuple[float, list[dict[str, Any]]]]:
@@ -425,11 +426,13 @@ class GeminiDialect(Dialect):
 
         status = spec.status
         kind, _, message = self.error_default(status)
-        extra = {name.lower(): value for name, value in spec.headers.items()}
+        given = {name.lower(): value for name, value in spec.headers.items()}
+        extra = {name: value for name, value in given.items() if value is not None}  # null: not sent
         code = spec.code if isinstance(spec.code, int) else status
         delay = None
         if status == 429:  # Google says when in the body (RetryInfo); a scenario's retry-after says it too
-            delay = f"{extra['retry-after']}s" if extra.get("retry-after", "").isdigit() else "1s"
+            said = given.get("retry-after", "1")
+            delay = None if said is None else f"{said}s" if said.isdigit() else "1s"  # null: no RetryInfo
         status_name = spec.type if spec.type and spec.type.isupper() else kind  # not another API's error type
         body = error_json(code, spec.message or message.format(model=request.model), status_name, delay)
         answer = error_answer(status, body, derived.request_id, list(extra.items()), self)
@@ -437,7 +440,7 @@ class GeminiDialect(Dialect):
         return answer
 
     def body(self, call: Call) -> bytes:
-        response_id = _response_id(call.derived)
+        response_id = call.script.answer_id or _response_id(call.derived)
         return _pretty(_response(call, response_id, _parts_of(call), _finish(call), call.completion_tokens))
 
     def stream(self, call: Call) -> Stream:
@@ -453,6 +456,75 @@ class GeminiDialect(Dialect):
 
     def model_missing(self, model_id: str) -> bytes:
         return error_json(404, _STATUSES[404][1].format(model=model_id.removeprefix("models/")))
+
+    # `--require-api-key` (Dialect.refuses_key): google-genai sends `x-goog-api-key`; REST calls may use `?key=`.
+    # Google answers a wrong key 400 INVALID_ARGUMENT (not 401), with an ErrorInfo saying why, and no key
+    # at all 403 PERMISSION_DENIED: as the API does.
+    def refuses_key(self, key: str, headers: Mapping[str, str], query: str) -> tuple[int, bytes] | None:
+        from urllib.parse import parse_qs
+
+        given = headers.get("x-goog-api-key") or parse_qs(query).get("key", [""])[0]
+        if given == key:
+            return None
+        if not given:
+            message = (
+                "Method doesn't allow unregistered callers (callers without established identity). Please use API "
+                "key or other form of API consumer identity to call this API."
+            )
+            return 403, self.error_body(message, "PERMISSION_DENIED", None, None, status=403)
+        message = "API key not valid. Please pass a valid API key."
+        envelope = orjson.loads(self.error_body(message, "INVALID_ARGUMENT", None, None, status=400))
+        envelope["error"]["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ]
+        return 400, _pretty(envelope)
+
+    # A scenario's `limits` (Dialect.quota_answer): no rate-limit headers (the API sends none, shared/dialects.md
+    # section 3), and past the quota 429 RESOURCE_EXHAUSTED whose details say which quota (QuotaFailure) and
+    # when to retry (RetryInfo), as captured traffic does. Google floors retryDelay (1.68 s: "1s"); mockllm
+    # rounds it up, so that a client waiting it is admitted.
+    def quota_answer(self, standing: Standing) -> tuple[list[Header], bytes]:
+        if standing.refused is None:
+            return [], b""
+        if standing.refused == "requests":
+            metric, quota_id = "generate_requests_per_model", "GenerateRequestsPerMinutePerProjectPerModel"
+        else:
+            metric = "generate_content_paid_tier_input_token_count"
+            quota_id = "GenerateContentPaidTierInputTokensPerModelPerMinute"
+        metric = f"generativelanguage.googleapis.com/{metric}"
+        message = (
+            f"{_STATUSES[429][1]} To monitor your current usage, head to: https://ai.dev/rate-limit. \n"
+            f"* Quota exceeded for metric: {metric}, limit: {standing.quota}, model: {standing.model}"
+        )
+        violation = {
+            "quotaMetric": metric,
+            "quotaId": quota_id,
+            "quotaDimensions": {"location": "global", "model": standing.model},
+            "quotaValue": str(standing.quota),
+        }
+        details: list[dict[str, Any]] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [
+                    {
+                        "description": "Learn more about Gemini API quotas",
+                        "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]},
+        ]
+        if standing.wait is not None:
+            message += f"\nPlease retry in {round(standing.wait, 6):g}s."
+            delay = f"{standing.retry_after}s"
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay})
+        error = {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}
+        return [], _pretty({"error": error})
 
 
 def _model(model_id: str) -> dict[str, Any]:

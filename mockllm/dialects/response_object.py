@@ -43,13 +43,27 @@ _STATUS = {"length": ("incomplete", "max_output_tokens"), "content_filter": ("in
 
 
 def response_ids(call: Call) -> tuple[str, str, list[str]]:
-    """The response's id, its message item's, and one per function call: 48 hex digits each."""
-    derived = call.derived
+    """The response's id, its message item's, and one per function call: 48 hex digits each, or the
+    reply's own (a recording's: the client sends them back, as previous_response_id or input items)."""
+    derived, script = call.derived, call.script
+    response_id, message_id = top_ids(script, derived)
+    given = script.tools
+    return (
+        response_id,
+        message_id,
+        [
+            (given[i].item_id if i < len(given) else None) or "fc_" + derived.hex(f"function-call-{i}", 24)
+            for i in range(len(call.tools))
+        ],
+    )
+
+
+def top_ids(script: Script, derived: Derived) -> tuple[str, str]:
+    """The response's id and its message item's: the reply's own, else derived."""
     response_hex = derived.core[:24].hex()  # the digest every answer makes already
     return (
-        "resp_" + response_hex,
-        message_item_id(derived, response_hex),
-        ["fc_" + derived.hex(f"function-call-{i}", 24) for i in range(len(call.tools))],
+        script.answer_id or "resp_" + response_hex,
+        script.message_id or message_item_id(derived, response_hex),
     )
 
 

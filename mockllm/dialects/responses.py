@@ -36,7 +36,6 @@ from .response_object import (
     has_message,
     keep,
     message_item,
-    message_item_id,
     output_items,
     refusal_part,
     response_ids,
@@ -44,6 +43,7 @@ from .response_object import (
     status_of,
     text_logprobs,
     text_part,
+    top_ids,
     usage_object,
 )
 from .response_store import ResponseStore
@@ -355,12 +355,11 @@ class ResponsesDialect(Dialect):
         prompt = script.usage_prompt
         if prompt is None:
             prompt = request.prompt_tokens
-        response_hex = derived.core[:24].hex()
-        response_id = "resp_" + response_hex
+        response_id, message_id = top_ids(script, derived)
         head, created, model, message, usage, total, tail = template.parts
         body = (
             f'{head}"{response_id}"{created}{derived.created}{model}{json_text(script.model or request.model)}'
-            f'{message}"{message_item_id(derived, response_hex)}"{usage}{prompt}{total}'
+            f'{message}"{message_id}"{usage}{prompt}{total}'
             f"{prompt + template.completion_tokens}{tail}"
         ).encode()
         state.put(response_id, body, request.history)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from mockllm import Engine, Entry
+from mockllm import Answer, Engine, Entry
 from mockllm.engine import NO_MATCH_STATUS
 from mockllm.routes import resolve
 
@@ -42,7 +42,15 @@ if TYPE_CHECKING:
     from mockllm.recorder import BackgroundRecorder, Recorder
     from mockllm.recording import Recording
 
-__all__ = ["Cassette", "CassetteRecorder", "cassette_of", "file_safe", "recording_keys"]
+__all__ = [
+    "Cassette",
+    "CassetteRecorder",
+    "cassette_of",
+    "file_safe",
+    "recording_keys",
+    "upstream_part",
+    "upstream_urls",
+]
 
 # Where the hint sends a request of each API when no upstream is set (the providers' own URLs).
 _PROVIDERS = {
@@ -50,6 +58,7 @@ _PROVIDERS = {
     "gemini": "https://generativelanguage.googleapis.com",
 }
 _OPENAI = "https://api.openai.com/v1"
+_PROVIDER_OF = {"anthropic": "anthropic", "gemini": "gemini"}  # every other API is OpenAI's
 # The keys a recording test's clients send: the environment's (the real provider needs them).
 _KEYS = {
     "openai": ("OPENAI_API_KEY",),
@@ -81,9 +90,17 @@ class Cassette:
         """What no rule answers goes to the upstream, and into the file."""
         return self.mode in ("new_episodes", "all") or (self.mode == "once" and not self.existed)
 
+    def upstream_of(self, endpoint: str | None) -> str | None:
+        """The upstream of an API's requests (a dialect's name; None: a path of no API): its
+        provider's `PROVIDER=URL`, else the URL given for every API."""
+        upstreams = upstream_urls(self.upstream)
+        provider = _PROVIDER_OF.get(endpoint or "", "openai")
+        return upstreams.get(provider, upstreams.get(""))
+
     def hint(self, unmatched: list[Entry]) -> str:
         """How to record the requests no rule matched (said under their report)."""
-        upstream = self.upstream or _guess_upstream(unmatched)
+        endpoint = unmatched[0].endpoint if unmatched else None
+        upstream = self.upstream if self.upstream_of(endpoint) else _guess_upstream(unmatched)
         shown = _shown(self.path)
         if self.existed:
             said = f"The test's cassette ({shown}) has no rule for it. To record what it lacks, from the provider:"
@@ -139,6 +156,19 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def upstream_urls(upstream: str | None) -> dict[str, str]:
+    """The settings' upstream (see settings._upstream) by provider; "" for the URL of every API."""
+    return dict(upstream_part(part) for part in (upstream or "").split(",") if part)
+
+
+def upstream_part(part: str) -> tuple[str, str]:
+    """`PROVIDER=URL` as (provider, URL), a bare URL as ("", URL) (a query's `=` comes after the scheme)."""
+    head, equals, url = part.partition("=")
+    if not equals or "://" in head:
+        return "", part
+    return head.strip().lower(), url.strip()
+
+
 def _guess_upstream(entries: list[Entry]) -> str:
     endpoint = entries[0].endpoint if entries else "chat"
     return _PROVIDERS.get(endpoint, _OPENAI)
@@ -170,16 +200,19 @@ class CassetteRecorder:
         from mockllm.recorder import BackgroundRecorder, Recorder
 
         assert cassette.upstream is not None  # the settings refuse a record mode without one
+        upstreams = upstream_urls(cassette.upstream)
         recording = _recording(cassette)
         for key in keys.values():
             recording.add_secret(key)  # the recorder learns them from the headers too: this is for the bodies
         self.cassette = cassette
         self.lines: list[str] = []  # what the recorder said (each exchange, recorded or not)
         self._reported = 0  # of those lines
-        self.recorder: Recorder = Recorder(cassette.upstream, recording, log=self.lines.append)
+        # A recorder per upstream, into the one cassette (they run on one loop: one writes at a time).
+        recorders = {url: Recorder(url, recording, log=self.lines.append) for url in dict.fromkeys(upstreams.values())}
+        self.recorder: Recorder = next(iter(recorders.values()))
         # The recorder's app, answering from the Engine first.
         self.recorder.app = Starlette(
-            routes=[Route("/{path:path}", _RulesFirst(engine, self.recorder), methods=_METHODS)]
+            routes=[Route("/{path:path}", _RulesFirst(engine, cassette, recorders), methods=_METHODS)]
         )
         self.server: BackgroundRecorder = BackgroundRecorder(self.recorder)
         self.server.start()
@@ -211,9 +244,10 @@ class _RulesFirst:
     the session's server would; a request no rule matches (which the Engine journals) goes on to the
     upstream through the recorder, and its journal entry then says the upstream's status."""
 
-    def __init__(self, engine: Engine, recorder: Recorder) -> None:
+    def __init__(self, engine: Engine, cassette: Cassette, recorders: dict[str, Recorder]) -> None:
         self.engine = engine
-        self.recorder = recorder
+        self.cassette = cassette
+        self.recorders = recorders  # by upstream URL
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from mockllm.app import RequestHeaders, send_answer
@@ -222,17 +256,28 @@ class _RulesFirst:
         start = asyncio.get_running_loop().time()
         body = await read_body(receive)
         entry: Entry | None = None
-        if resolve(scope["path"]) is not None:  # a path of an API mockllm serves; any other goes on as is
+        found = resolve(scope["path"])
+        endpoint = None
+        if found is not None:  # a path of an API mockllm serves; any other goes on as is
             headers = RequestHeaders(scope["headers"])
             answer = self.engine.handle(scope["method"], scope["path"], headers, body)
             entry = answer.entry
+            target = found[0].get(scope["method"])
+            endpoint = target.dialect.name if target is not None and target.dialect is not None else None
             unmatched = answer.status == NO_MATCH_STATUS and entry is not None and entry.error is not None
-            if not unmatched or (entry is not None and entry.raised):
+            forwarded = (unmatched or _upstream_id(answer)) and self.cassette.upstream_of(endpoint) is not None
+            if not forwarded or (entry is not None and entry.raised):
                 await send_answer(answer, receive, send, start)
                 return
-        await self._forward(scope, body, receive, send, entry)
+        upstream = self.cassette.upstream_of(endpoint)
+        if upstream is None:  # a path of no API, and no upstream for OpenAI's: nothing to send it to
+            await send_answer(self.engine.not_found(scope["method"], scope["path"]), receive, send, start)
+            return
+        await self._forward(self.recorders[upstream], scope, body, receive, send, entry)
 
-    async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: Send, entry: Entry | None) -> None:
+    async def _forward(
+        self, recorder: Recorder, scope: Scope, body: bytes, receive: Receive, send: Send, entry: Entry | None
+    ) -> None:
         given = False
 
         async def again() -> Message:  # the body, read already, then what the client sends next
@@ -249,10 +294,19 @@ class _RulesFirst:
             await send(message)
 
         try:
-            await self.recorder.handle(scope, again, told)
+            await recorder.handle(scope, again, told)
         finally:
             if entry is not None and entry.status == NO_MATCH_STATUS and entry.error is not None:
                 entry.status, entry.error = 502, "mockllm: the recorder failed before the upstream answered"
+
+
+# What the Engine refuses for naming an id that only the upstream made (a `previous_response_id`, an
+# Anthropic thread's `previous_message_id`): while recording, such a request goes on to the upstream too.
+_UPSTREAM_IDS = (b'"previous_response_not_found"', b'"thread_not_found"')
+
+
+def _upstream_id(answer: Answer) -> bool:
+    return answer.status == 404 and any(code in answer.body for code in _UPSTREAM_IDS)
 
 
 def _recording(cassette: Cassette) -> Recording:

@@ -436,6 +436,30 @@ class MockLLM:
         tried = ", ".join(dict.fromkeys(str(folder / path) for folder in self._search))
         raise FileNotFoundError(f"no scenario file or folder {str(path)!r} (looked at: {tried})")
 
+    def assert_backoff_honoured(self, *, allow_none: bool = False) -> None:
+        """Assert every request that retried a refused one (a 429 or 503 that asked for a wait: a scenario's
+        `limits`, or a scripted `retry-after`) came no sooner than its `retry-after` asked (mockllm/backoff.py).
+        No retry at all fails too, unless `allow_none`: a test that proves its app backs off must see it retry."""
+        __tracebackhide__ = True
+        from mockllm.backoff import unhonoured_report
+
+        entries = [
+            {
+                "index": e.index,
+                "endpoint": e.endpoint,
+                "path": e.path,
+                "status": e.status,
+                "rule": e.rule,
+                "error": e.error,
+                "retry_after": e.retry_after,
+                "backoff": e.backoff,
+            }
+            for e in self.requests
+        ]
+        report = unhonoured_report(entries, allow_none=allow_none)
+        if report is not None:
+            raise AssertionError(report)
+
 
 _loaded: dict[tuple[Path, tuple[tuple[str, int, int], ...]], list[Scenario]] = {}
 

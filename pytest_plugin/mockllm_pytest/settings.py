@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .cassette import upstream_part
+
 __all__ = [
     "ASSERT_ALL_USED",
     "MARKER",
@@ -107,7 +109,12 @@ def add_options(parser: pytest.Parser) -> None:
             " cassette lacks), all (record everything again)",
             "none",
         ),
-        ("upstream", "the provider the record modes record from, e.g. https://api.openai.com/v1", "none"),
+        (
+            "upstream",
+            "the provider the record modes record from, e.g. https://api.openai.com/v1; or several, comma-separated,"
+            " each but one as PROVIDER=URL (anthropic=https://api.anthropic.com)",
+            "none",
+        ),
     ]
     for name, help_text, default in options:
         group.addoption(
@@ -290,14 +297,28 @@ def _record(value: Any, where: str) -> str:
     return text
 
 
+UPSTREAM_PROVIDERS = ("openai", "anthropic", "gemini")
+
+
 def _upstream(value: Any, where: str) -> str:
-    text = str(value).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise pytest.UsageError(
-            f"mockllm: {where} must be an http(s) URL, e.g. https://api.openai.com/v1; got {value!r}"
-        )
-    return text.rstrip("/")
+    """One URL for every API, or several, comma-separated, each for one provider as `PROVIDER=URL`
+    (`https://api.openai.com/v1,anthropic=https://api.anthropic.com`): a suite that talks to several
+    providers records them in one run."""
+    said = []
+    for part in str(value).split(","):
+        provider, url = upstream_part(part.strip())
+        parts = urlsplit(url)
+        if (
+            (provider and provider not in UPSTREAM_PROVIDERS)
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+        ):
+            raise pytest.UsageError(
+                f"mockllm: {where} must be an http(s) URL, e.g. https://api.openai.com/v1, or several, comma-separated,"
+                f" each as PROVIDER=URL ({', '.join(UPSTREAM_PROVIDERS)}); got {value!r}"
+            )
+        said.append(f"{provider}={url.rstrip('/')}" if provider else url.rstrip("/"))
+    return ",".join(said)
 
 
 def _cassette(value: Any, where: str) -> str:

@@ -239,8 +239,12 @@ def test_the_marker_names_the_cassette_and_no_secret_reaches_it(
         ),
         (["--mockllm-record=sometimes"], "mockllm: --mockllm-record must be one of none, once, new_episodes, all*"),
         (["--mockllm-upstream=api.openai.com"], "mockllm: --mockllm-upstream must be an http(s) URL*"),
+        (
+            ["--mockllm-upstream=https://api.openai.com/v1,claude=https://api.anthropic.com"],
+            "mockllm: --mockllm-upstream must be an http(s) URL*each as PROVIDER=URL (openai, anthropic, gemini)*",
+        ),
     ],
-    ids=["no-upstream", "bad-mode", "bad-upstream"],
+    ids=["no-upstream", "bad-mode", "bad-upstream", "bad-provider"],
 )
 def test_bad_record_settings_stop_the_run(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     pytester.makepyfile(test_app=APP)
@@ -261,3 +265,69 @@ def test_an_upstream_that_does_not_answer_fails_the_test_saying_so(pytester: pyt
         ]
     )
     assert not (pytester.path / "cassettes").exists()
+
+
+CHAIN = """
+def test_chain(mockllm):
+    client = mockllm.client(max_retries=0)
+    first = client.responses.create(model="gpt-4.1-mini", input="Hello")
+    second = client.responses.create(model="gpt-4.1-mini", input="Bye", previous_response_id=first.id)
+    print("CHAIN", first.id, first.output_text, second.output_text)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_previous_response_id_chain_records_and_replays(pytester: pytest.Pytester, mode: str) -> None:
+    """The second request names the upstream's response, which the test's Engine never made: while
+    recording it goes on to the upstream (the Engine's 404 would end the chain), and the replay answers
+    the first request with the recorded id, so the second finds it."""
+    pytester.makepyfile(test_chain=CHAIN)
+    options = [f"--mockllm-mode={mode}", "-s"]
+    with upstream() as server:
+        recorded = run(pytester, *options, "--mockllm-record=once", f"--mockllm-upstream={server.url}")
+        recorded.assert_outcomes(passed=1)
+        assert [entry.status for entry in server.engine.journal] == [200, 200]
+        first_id = server.engine.journal[1].json["previous_response_id"]
+    recorded.stdout.fnmatch_lines([f"*CHAIN {first_id} Hi there, friend. Goodbye."])
+    replayed = run(pytester, *options, "--mockllm-upstream=http://127.0.0.1:9")
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines([f"*CHAIN {first_id} Hi there, friend. Goodbye."])
+
+
+TWO_PROVIDERS = """
+def test_both(mockllm):
+    chat = mockllm.client(max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
+    )
+    claude = mockllm.anthropic_client(max_retries=0).messages.create(
+        model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "Hello"}]
+    )
+    print("BOTH", chat.choices[0].message.content, "|", claude.content[0].text)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_run_records_from_an_upstream_per_provider(pytester: pytest.Pytester, mode: str) -> None:
+    """`--mockllm-upstream URL,anthropic=URL`: OpenAI's requests go to the first, Anthropic's to the
+    second, into the test's one cassette; the replay needs neither."""
+    pytester.makepyfile(test_both=TWO_PROVIDERS)
+    openai_side = {"version": 1, "rules": [{"match": {"endpoint": "chat"}, "reply": {"content": "Hi from OpenAI."}}]}
+    claude_side = {
+        "version": 1,
+        "rules": [{"match": {"endpoint": "anthropic"}, "reply": {"content": "Hi from Claude."}}],
+    }
+    options = [f"--mockllm-mode={mode}", "-s"]
+    with upstream(openai_side) as first, upstream(claude_side) as second:
+        both = f"--mockllm-upstream={first.url}/v1,anthropic={second.url}"
+        recorded = run(pytester, *options, "--mockllm-record=once", both)
+        recorded.assert_outcomes(passed=1)
+        assert [entry.endpoint for entry in first.engine.journal] == ["chat"]
+        assert [entry.endpoint for entry in second.engine.journal] == ["anthropic"]
+    recorded.stdout.fnmatch_lines(["*BOTH Hi from OpenAI. | Hi from Claude."])
+    assert [rule["match"]["endpoint"] for rule in rules(cassette(pytester, "test_both", "test_both"))] == [
+        "chat",
+        "anthropic",
+    ]
+    replayed = run(pytester, *options)
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines(["*BOTH Hi from OpenAI. | Hi from Claude."])
