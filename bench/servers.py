@@ -43,6 +43,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from mockllm import Engine
+from mockllm.cli import DEFAULT_JOURNAL_SIZE as SERVE_JOURNAL
 from mockllm.dialects import DIALECTS
 from mockllm.server import listen, run, uvicorn_config
 
@@ -132,9 +133,9 @@ def scenario(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_m
 
 
 def engine(kind: str, stream_chunks: int = 100, timed_chunks: int = 200, gap_ms: float = 10.0) -> Engine:
-    # journal_limit as `mockllm serve` sets it (--journal-size, default 0): an unbounded journal would grow
-    # through the whole bench and slow every garbage collection down.
-    eng = Engine(seed=0, time_scale=1.0 if kind == "timed" else 0.0, journal_limit=0)
+    # journal_limit as `mockllm serve` sets it (--journal-size, default 1000: the control API and the inspector
+    # read it); an unbounded journal would grow through the whole bench and slow every garbage collection down.
+    eng = Engine(seed=0, time_scale=1.0 if kind == "timed" else 0.0, journal_limit=SERVE_JOURNAL)
     eng.add(scenario(kind, stream_chunks, timed_chunks, gap_ms))
     return eng
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .dialects.base import ToolCallWire
 from .limits import cut
+from .template import values
 from .tokens import count_tokens, split_tokens
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class Choice:
 
 def choices_of(call: Call) -> tuple[Choice, ...]:
     """The request's `n` choices, in index order."""
-    n, texts = call.request.n, call.script.choices
+    n, texts = call.request.n, choice_texts(call.script, call.request)
     if texts is None:
         same = Choice(call.content, call.pieces, call.tools, call.finish_reason, call.completion_tokens)
         return (same,) * n
@@ -67,9 +68,10 @@ def choices_of(call: Call) -> tuple[Choice, ...]:
         )
     tool_tokens = sum(count_tokens(t.name) + count_tokens(t.arguments) for t in tools)
     made: dict[int, Choice] = {}  # by index in `choices`: an `n` above its length repeats them
+    quoting = call.script.choice_templates is not None
     for i in range(min(n, len(texts))):
         text = texts[i]
-        pieces = _pieces(text)
+        pieces = tuple(split_tokens(text)) if quoting else _pieces(text)  # filled per call: not cached
         limited = cut(pieces, tools, request.max_tokens, request.stop)
         if limited is None:
             tokens = script.usage_completion
@@ -117,10 +119,20 @@ def stream_chunks(script: Script, request: Request) -> int:
     """The chunks the longest of the request's choices streams before its limits cut any, when the reply
     gives `choices` and the API has choices (0 else): how many offsets the schedule needs (plan.py), as
     each choice's delta j is due at offset j."""
-    texts = script.choices
+    texts = choice_texts(script, request)
     if texts is None or request.endpoint not in CHOICE_ENDPOINTS:
         return 0
-    return max(len(_pieces(text)) for text in texts[: request.n]) + script.tool_chunks
+    cut_up = split_tokens if script.choice_templates is not None else _pieces
+    return max(len(cut_up(text)) for text in texts[: request.n]) + script.tool_chunks
+
+
+def choice_texts(script: Script, request: Request) -> tuple[str, ...] | None:
+    """The reply's `choices`, their placeholders filled in for `request` (mockllm/template.py)."""
+    templates = script.choice_templates
+    if templates is None:
+        return script.choices
+    given = values(request)
+    return tuple(template.render(given) for template in templates)
 
 
 @lru_cache(maxsize=4096)

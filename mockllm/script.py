@@ -71,6 +71,7 @@ class Script:
     text_template: TextTemplate | None  # the text quotes the request: made per call (mockllm/template.py)
     made_per_call: bool  # the text or tool-call arguments are made for each request (templates, schemas)
     choices: tuple[str, ...] | None  # with `n` > 1 (chat, legacy completions): choice i says choices[i % len]
+    choice_templates: tuple[Template, ...] | None  # the choices, when one quotes the request: filled per call
     refusal_null: bool  # chat streams: the role delta carries `"refusal": null`
     error: ErrorSpec | None
     fault: Fault | None
@@ -141,9 +142,19 @@ def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
         else:
             pieces = tuple(sys.intern(t.parts[0]) for t in templates)
         content = "".join(pieces)
-    elif reply.choices is not None and reply.generate is None:  # `choices` alone: every other API says the first
-        content = reply.choices[0]
+    choice_texts: tuple[str, ...] | None = None
+    choice_templates: tuple[Template, ...] | None = None
+    if reply.choices is not None:
+        compiled = tuple(map(fill, reply.choices))
+        choice_texts = tuple(raw if t.dynamic else t.parts[0] for t, raw in zip(compiled, reply.choices, strict=True))
+        if any(t.dynamic for t in compiled):
+            choice_templates = compiled
+    if choice_texts is not None and whole is None and reply.chunks is None and reply.generate is None:
+        # `choices` alone: every other API says the first
+        content = choice_texts[0]
         pieces = tuple(map(sys.intern, split_tokens(content)))
+        if compiled[0].dynamic:
+            text_template = TextTemplate((compiled[0],), split=True)
     tools = tuple(_tool_script(call, fill) for call in reply.tool_calls or ())
     completion: int | None = None
     # Made per call: the text and the arguments that quote the request. Their counts are left to the
@@ -179,7 +190,8 @@ def compile_reply(reply: Reply, *, quoting: bool = True) -> Script:
         text_template=text_template,
         made_per_call=per_call,
         vectors={text: tuple(v) for text, v in reply.vectors.items()} if reply.vectors is not None else None,
-        choices=tuple(reply.choices) if reply.choices is not None else None,
+        choices=choice_texts,
+        choice_templates=choice_templates,
         refusal_null=reply.refusal_null,
         error=reply.error,
         fault=reply.fault,

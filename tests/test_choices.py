@@ -425,3 +425,28 @@ def test_litellm_n_choices(serve, monkeypatch) -> None:
         for choice in chunk.choices:
             texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
     assert texts == dict(enumerate(TEXTS))
+
+
+QUOTING = {
+    "match": {"user": {"contains": "Name"}},
+    "reply": {"choices": ["Hi {user}!", "Model {model} here.", "{{user}} stays"]},
+}
+
+
+def test_choices_fill_their_placeholders_per_request(serve) -> None:
+    """Each choice is a template, as `content` is: filled for each request, whole and streamed; the
+    choice alone is what the other APIs say; `{{user}}` writes the braces."""
+    served = serve(QUOTING)
+    sdk = client(served)
+    for name in ("Name: Ada", "Name: Bo"):
+        asked: Any = [{"role": "user", "content": name}]
+        whole = sdk.chat.completions.create(model="gpt-4o", messages=asked, n=3)
+        expected = [f"Hi {name}!", "Model gpt-4o here.", "{user} stays"]
+        assert [c.message.content for c in whole.choices] == expected
+        assert whole.usage is not None and whole.usage.completion_tokens == sum(map(tokens, expected))
+        streamed = ["", "", ""]
+        for chunk in sdk.chat.completions.create(model="gpt-4o", messages=asked, n=3, stream=True):
+            for choice in chunk.choices:
+                streamed[choice.index] += choice.delta.content or ""
+        assert streamed == expected
+        assert sdk.responses.create(model="gpt-4o", input=name).output_text == f"Hi {name}!"

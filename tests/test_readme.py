@@ -128,9 +128,12 @@ dialects/: base.py (Dialect, Stream, Call) · openai.py (what OpenAI's APIs shar
              response_object.py its response object, response_store.py keeps them)
            · anthropic.py (Messages; message_threads.py its threads) · gemini.py (generateContent)
            · completions.py (legacy completions) · embeddings.py
-engine.py ties them and keeps the journal; adapters over it: app.py (starlette: its fast path and its routes
-both from routes.py), transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py),
-cli.py, and the pytest plugin (pytest_plugin/mockllm_pytest; cassette.py: its record modes).
+engine.py ties them and keeps the journal (journal.py), the quotas (quota.py) and the backoff verdicts
+(backoff.py); adapters over it: app.py (starlette: its fast path and its routes both from routes.py),
+transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py), cli.py, and the pytest
+plugin (pytest_plugin/mockllm_pytest; cassette.py: its record modes).
+control.py (/_mockllm: rules, journal, reset; its guard) ◄─ remote.py (mockllm.Remote, over HTTP)
+                                                         ◄─ inspector/ (the page: HTML, CSS, JS)
 recorder.py (mockllm record: a proxy to the upstream) ─► recording.py (the rules and their file, yaml_writer.py)
   ◄─ recorded_reply.py (an exchange as a reply) ◄─ answer_reader.py + heard.py (each API's answer read back)
 """
