@@ -14,6 +14,8 @@ import httpx
 import openai
 from helpers import SCENARIOS
 
+import mockllm as mockllm_package
+
 GOOD = "version: 1\nrules:\n  - name: hello\n    reply: {content: Hello from a file.}\n"
 BAD = """\
 version: 1
@@ -293,9 +295,15 @@ def test_no_access_log_by_default() -> None:
     assert "POST /v1/chat/completions" not in out + err
 
 
+def mockllm_remote(port: int) -> mockllm_package.Remote:
+    return mockllm_package.Remote(f"http://127.0.0.1:{port}")
+
+
 def test_journal_size_option() -> None:
-    # serve keeps no journal unless asked: nothing outside the process can read it
-    assert "default: 0" in " ".join(mockllm("serve", "--help").stdout.split())
+    # serve keeps the last 100 requests by default, for the control API and the inspector
+    assert "journal keeps, for the control API and the inspector at /_mockllm (default: 100;" in " ".join(
+        mockllm("serve", "--help").stdout.split()
+    )
     refused = mockllm("serve", "--journal-size", "-1")
     assert refused.returncode == 2 and "--journal-size" in refused.stderr and "Traceback" not in refused.stderr
     proc, port = start("--journal-size", "5", "--time-scale", "0")
@@ -305,5 +313,7 @@ def test_journal_size_option() -> None:
                 messages = [{"role": "user", "content": "hi"}]
                 answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
                 assert answer.choices[0].message.content
+        journal = mockllm_remote(port).journal()
+        assert [entry.index for entry in journal] == [2, 3, 4, 5, 6]  # the newest 5
     finally:
         stop(proc)

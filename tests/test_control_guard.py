@@ -233,7 +233,7 @@ def test_serve_admin_token_and_require_api_key(tmp_path: Any) -> None:
             )
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
         assert client.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == "Hello."  # type: ignore[arg-type]
-        # The journal is kept by default now (1000 entries): the control API shows both requests.
+        # The journal is kept by default now (the last 100 requests): the control API shows both requests.
         _, _, journal = call("GET", f"{url}/_mockllm/journal", headers={"authorization": f"Bearer {TOKEN}"})
         assert [(e["status"], e["headers"]["authorization"]) for e in journal["entries"]] == [
             (401, "[redacted]"),
