@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qs
 
 if TYPE_CHECKING:
     from .answer import Header
@@ -238,11 +239,16 @@ def _most_restrictive(windows: list[tuple[Limit, _Window]], now: float) -> tuple
 
 def api_key(headers: Mapping[str, str]) -> str:
     """The API key a request carries, wherever its SDK puts it ("" when none): `Authorization: Bearer`
-    (OpenAI, Anthropic auth tokens), `api-key` (Azure), `x-api-key` (Anthropic), `x-goog-api-key` (Gemini)."""
+    (OpenAI, Anthropic auth tokens), `api-key` (Azure), `x-api-key` (Anthropic), `x-goog-api-key` (Gemini),
+    or Gemini's `?key=` (the adapters' header mappings carry the query string as `.query`)."""
     bearer = headers.get("authorization", "")
     if bearer[:7].lower() == "bearer ":
         return str(bearer[7:].strip())
-    return str(headers.get("x-api-key") or headers.get("api-key") or headers.get("x-goog-api-key") or "")
+    found = headers.get("x-api-key") or headers.get("api-key") or headers.get("x-goog-api-key")
+    if found:
+        return str(found)
+    query = getattr(headers, "query", "")
+    return parse_qs(query).get("key", [""])[-1] if query else ""
 
 
 def retry_after_seconds(seconds: float) -> int:

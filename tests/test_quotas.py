@@ -524,3 +524,17 @@ def test_the_control_api_asserts_the_verdict_too(server: Any) -> None:
 def test_rfc3339_is_utc_and_whole_seconds() -> None:
     text = rfc3339(0.2)
     assert text.endswith("Z") and len(text) == len("2025-01-01T00:00:01Z")
+
+
+def test_a_gemini_key_in_the_query_names_its_window(mockllm: Any) -> None:
+    """google-genai sends `x-goog-api-key`, other Gemini clients `?key=`: either names the key's window."""
+    import httpx
+
+    mockllm.add({**QUOTA, "limits": [{"per": "api_key", "requests_per_minute": 1}]})
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    url = f"{mockllm.gemini_base_url}/v1beta/models/gemini-2.5-flash:generateContent"
+    with httpx.Client() as http:
+        assert http.post(f"{url}?key=one", json=body).status_code == 200
+        assert http.post(f"{url}?key=one", json=body).status_code == 429
+        assert http.post(f"{url}?key=two", json=body).status_code == 200
+        assert http.post(url, json=body, headers={"x-goog-api-key": "two"}).status_code == 429
