@@ -350,6 +350,13 @@ class Defaults(Reply):
 
     seed: int | None = None
 
+    @model_validator(mode="after")
+    def _no_ids(self) -> Defaults:
+        given = [key for key in ("id", "message_id") if getattr(self, key) is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} cannot be a default: every answer would have the same id")
+        return self
+
 
 class RuleSpec(_Strict):
     name: str | None = None

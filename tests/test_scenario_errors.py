@@ -186,6 +186,16 @@ CASES: list[tuple[str, str, str]] = [
         "version: 1\ndefaults:\n  usage: {prompt_tokens: 5}\nrules:\n  - reply: {finish_reason: length}\n",
         "bad.yaml:5: rules[0].reply: a reply needs one of content",
     ),
+    (
+        "an-id-as-a-default",
+        "version: 1\ndefaults:\n  id: resp_1\nrules:\n  - reply: {content: hi}\n",
+        "bad.yaml:2: defaults: id cannot be a default: every answer would have the same id",
+    ),
+    (
+        "an-id-that-needs-escaping",
+        'version: 1\nrules:\n  - reply: {content: hi, id: \'say "hi"\'}\n',
+        "bad.yaml:3: rules[0].reply.id: String should match pattern",
+    ),
 ]
 
 
