@@ -144,6 +144,8 @@ async def send_answer(
     entry = answer.entry
     if answer.writes is None:
         if answer.delay > 0 and not await _until_unless_gone(loop, start + answer.delay, receive):
+            if entry is not None:
+                entry.ended = loop.time() - start
             return  # the client left first (e.g. its timeout during a stall): nothing to send
         if answer.abort:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})

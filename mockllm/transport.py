@@ -119,8 +119,10 @@ class _Body:
         return write.data
 
     def _ended(self) -> None:
+        """The answer ended: its last write handed over, or the client closed the body (an SDK stops
+        reading at `[DONE]`); the first of the two is when."""
         entry = self._answer.entry
-        if entry is not None:
+        if entry is not None and entry.ended is None:
             entry.ended = time.monotonic() - self._start
 
     def __iter__(self) -> Iterator[bytes]:
@@ -152,7 +154,7 @@ class _Body:
         self._ended()
 
     def close(self) -> None:
-        pass
+        self._ended()
 
     async def aclose(self) -> None:
-        pass
+        self._ended()

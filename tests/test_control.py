@@ -331,6 +331,9 @@ def test_journal_entries_as_json(fresh: BackgroundServer) -> None:
     assert streamed["stream"] is True and len(streamed["writes"]) == len(fresh.engine.journal[1].sent) > 3
     assert all(isinstance(w["sent"], float) and w["at"] == 0.0 for w in streamed["writes"])
     assert "".join(w["text"] for w in streamed["writes"]).endswith("data: [DONE]\n\n")
+    # When each answer ended: a whole one at its delay, a stream after its last write.
+    assert whole["ended"] == 0.0
+    assert streamed["ended"] >= streamed["writes"][-1]["sent"] > 0
 
 
 def test_journal_filters_and_next(fresh: BackgroundServer) -> None:
@@ -375,6 +378,7 @@ def test_the_in_process_transport_journals_its_writes() -> None:
     assert whole.sent == [] and whole.to_json()["writes"][0]["sent"] is None
     assert len(streamed.writes) == len(streamed.sent) > 3
     assert b"".join(data for _, data, _ in streamed.writes).endswith(b"data: [DONE]\n\n")
+    assert whole.ended is not None and streamed.ended is not None and streamed.ended >= streamed.sent[-1]
 
 
 # -- reset -------------------------------------------------------------------------------------
