@@ -193,7 +193,7 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "an-id-that-needs-escaping",
-        'version: 1\nrules:\n  - reply: {content: hi, id: \'say "hi"\'}\n',
+        "version: 1\nrules:\n  - reply: {content: hi, id: 'say \"hi\"'}\n",
         "bad.yaml:3: rules[0].reply.id: String should match pattern",
     ),
 ]
