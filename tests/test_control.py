@@ -333,7 +333,7 @@ def test_journal_entries_as_json(fresh: BackgroundServer) -> None:
     assert "".join(w["text"] for w in streamed["writes"]).endswith("data: [DONE]\n\n")
     # When each answer ended: a whole one at its delay, a stream after its last write.
     assert whole["ended"] == 0.0
-    assert streamed["ended"] >= streamed["writes"][-1]["sent"] > 0
+    assert streamed["ended"] >= streamed["writes"][-1]["sent"] >= 0  # (uvloop's clock: 0.0 within its first ms)
 
 
 def test_journal_filters_and_next(fresh: BackgroundServer) -> None:
