@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .asserts import called_problem, usage_problems
 from .errors import MockLLMError
 
 __all__ = ["Remote", "RemoteEntry", "RemoteError"]
@@ -181,13 +182,9 @@ class Remote:
     def assert_called(self, times: int | None = None, *, rule: str | None = None) -> None:
         """Assert requests were received (exactly `times` of them, if given), all or those `rule` answered."""
         __tracebackhide__ = True
-        every = self.requests
-        entries = [e for e in every if rule is None or e.rule == rule]
-        if (times is None and not entries) or (times is not None and len(entries) != times):
-            wanted = "at least 1 request" if times is None else _count(times, "request")
-            if rule is not None:
-                wanted += f" answered by rule {rule!r}"
-            raise AssertionError(f"mockllm: expected {wanted}, got {len(entries)}\n{_listing(every)}")
+        problem = called_problem(self.requests, times, rule)
+        if problem is not None:
+            raise AssertionError(problem)
 
     def assert_not_called(self) -> None:
         __tracebackhide__ = True
@@ -199,18 +196,15 @@ class Remote:
         rules = [r for r in self.rules() if not r["optional"]]
         unused = [r for r in rules if not r["calls"]]
         unfinished = [r for r in rules if r["calls"] and r["left"]]
-        out: list[str] = []
-        if unused:
-            lines = [f"mockllm: {_count(len(unused), 'rule')} never used:"]
-            lines += [f"  - {r['name']} ({r['origin']})" for r in unused]
-            out.append("\n".join(lines))
-        if unfinished:
-            lines = [f"mockllm: {_count(len(unfinished), 'rule')} did not play all its replies:"]
-            lines += [f"  - {r['name']} ({r['origin']}): played {r['calls']} of {r['capacity']}" for r in unfinished]
-            out.append("\n".join(lines))
-        if out:
-            out.append("Use them, remove them, or mark them `optional: true`.")
-            raise AssertionError("\n".join(out))
+        problems = usage_problems(
+            [(r["name"], r["origin"]) for r in unused],
+            [(r["name"], r["origin"], f"played {r['calls']} of {r['capacity']}") for r in unfinished],
+            unused_said="never used",
+            unfinished_said="did not play all its replies",
+            advice="Use them, remove them, or mark them `optional: true`.",
+        )
+        if problems:
+            raise AssertionError("\n".join(problems))
 
     def assert_backoff_honoured(self, *, allow_none: bool = False) -> None:
         """Assert every retry of a refused request (a 429 or 503 that asked for a wait) waited as long as asked;
@@ -246,18 +240,3 @@ class Remote:
             raise RemoteError(exc.code, message, code) from None
         except urllib.error.URLError as exc:
             raise RemoteError(0, f"mockllm: cannot reach {self.base}: {exc.reason}") from None
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _describe(entry: RemoteEntry) -> str:
-    answered = f"rule {entry.rule!r}" if entry.rule else "a callable raised" if entry.raised else "no rule"
-    return f"#{entry.index} {entry.method} {entry.path} -> {entry.status} ({answered})"
-
-
-def _listing(entries: list[RemoteEntry]) -> str:
-    if not entries:
-        return "  (no requests received)"
-    return "\n".join(f"  {_describe(e)}" for e in entries)

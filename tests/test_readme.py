@@ -132,7 +132,8 @@ engine.py ties them and keeps the journal (journal.py), the quotas (quota.py) an
 (backoff.py); adapters over it: app.py (starlette: its fast path and its routes both from routes.py),
 transport.py (in-process, Engine.handle), server.py (uvicorn, with protocol.py), cli.py, and the pytest
 plugin (pytest_plugin/mockllm_pytest; cassette.py: its record modes).
-control.py (/_mockllm: rules, journal, reset; its guard) ◄─ remote.py (mockllm.Remote, over HTTP)
+control.py (/_mockllm: rules, journal, reset; its guard) ◄─ remote.py (mockllm.Remote, over HTTP; asserts.py:
+                                                           the assertion messages it shares with the fixture)
                                                          ◄─ inspector/ (the page: HTML, CSS, JS)
 recorder.py (mockllm record: a proxy to the upstream) ─► recording.py (the rules and their file, yaml_writer.py)
   ◄─ recorded_reply.py (an exchange as a reply) ◄─ answer_reader.py + heard.py (each API's answer read back)

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import pytest
 
 from mockllm import Engine, Entry, Journal, Request, Rule, Scenario, load
+from mockllm.asserts import called_problem
 
-from .reports import count, describe, request_report, usage_report
+from .reports import request_report, usage_report
 
 if TYPE_CHECKING:
     import anthropic
@@ -372,21 +373,13 @@ class MockLLM:
     def assert_called(self, times: int | None = None, *, rule: str | None = None) -> None:
         """Assert requests were received (exactly `times` of them, if given), all or those `rule` answered."""
         __tracebackhide__ = True
-        entries = [e for e in self.requests if rule is None or e.rule == rule]
-        if (times is None and not entries) or (times is not None and len(entries) != times):
-            wanted = "at least 1 request" if times is None else count(times, "request")
-            if rule is not None:
-                wanted += f" answered by rule {rule!r}"
-            raise AssertionError(f"mockllm: expected {wanted}, got {len(entries)}\n{self._listing()}")
+        problem = called_problem(list(self.requests), times, rule)
+        if problem is not None:
+            raise AssertionError(problem)
 
     def assert_not_called(self) -> None:
         __tracebackhide__ = True
         self.assert_called(times=0)
-
-    def _listing(self) -> str:
-        if not self.requests:
-            return "  (no requests received)"
-        return "\n".join(f"  {describe(e)}" for e in self.requests)
 
     # -- teardown ----------------------------------------------------------------------
 

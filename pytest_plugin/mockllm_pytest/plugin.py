@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mockllm import Engine, Scenario, ScenarioError, load
+from mockllm.asserts import count
 
 from .cassette import CassetteRecorder, cassette_of, recording_keys
 from .handle import MockLLM, readable
-from .reports import count
 from .settings import MARKER, Settings, TestSettings, add_options, read_settings, test_settings
 from .usage import SessionUsage
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from mockllm import Entry, Router, Rule
+from mockllm.asserts import count, describe, usage_problems
 
 __all__ = ["count", "describe", "request_report", "usage_report"]
 
@@ -58,30 +59,14 @@ def usage_report(router: Router) -> list[str]:
     """The rules a test left unused, and the `replies` it did not play out (`optional: true` aside)."""
     unused = [r for r in router.unused() if not r.optional]
     unfinished = [r for r in router.unfinished() if router.calls(r) and not r.optional]
-    out: list[str] = []
-    if unused:
-        lines = [f"mockllm: {count(len(unused), 'rule')} never used (assert_all_used is on):"]
-        lines += [f"  - {r.name} ({r.origin})" for r in unused]
-        out.append("\n".join(lines))
-    if unfinished:
-        lines = [f"mockllm: {count(len(unfinished), 'rule')} did not play all its replies:"]
-        lines += [f"  - {r.name} ({r.origin}): {_played(router, r)}" for r in unfinished]
-        out.append("\n".join(lines))
-    if unused or unfinished:
-        out.append(
-            "Use them, remove them, mark them `optional: true`,"
-            " or mark the test @pytest.mark.mockllm(assert_all_used=False)."
-        )
-    return out
-
-
-def describe(entry: Entry) -> str:
-    answered = f"rule {entry.rule!r}" if entry.rule else "a callable raised" if entry.raised else "no rule"
-    return f"#{entry.index} POST {entry.path} -> {entry.status} ({answered})"  # the path names the API
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    return usage_problems(
+        [(r.name, r.origin) for r in unused],
+        [(r.name, r.origin, _played(router, r)) for r in unfinished],
+        unused_said="never used (assert_all_used is on)",
+        unfinished_said="did not play all its replies",
+        advice="Use them, remove them, mark them `optional: true`,"
+        " or mark the test @pytest.mark.mockllm(assert_all_used=False).",
+    )
 
 
 def _plain(text: str) -> str:

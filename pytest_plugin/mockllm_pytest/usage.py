@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockllm import Router
-
-from .reports import count
+from mockllm.asserts import usage_problems
 
 __all__ = ["SessionUsage", "Tally"]
 
@@ -85,18 +84,13 @@ class SessionUsage:
         checked = [t for t in self.tallies.values() if t.checked]
         unused = [t for t in checked if not t.used]
         unfinished = [t for t in checked if t.used and t.replies and not t.played_out]
-        out = []
-        if unused:
-            lines = [f"mockllm: {count(len(unused), 'rule')} never used by any test (assert_all_used=session):"]
-            lines += [f"  - {t.name} ({t.origin})" for t in unused]
-            out.append("\n".join(lines))
-        if unfinished:
-            lines = [f"mockllm: {count(len(unfinished), 'rule')} whose replies no test played to the end:"]
-            lines += [f"  - {t.name} ({t.origin}): {t.replies} replies" for t in unfinished]
-            out.append("\n".join(lines))
-        if out:
-            out.append("Use them, remove them, or mark them `optional: true`.")
-        return out
+        return usage_problems(
+            [(t.name, t.origin) for t in unused],
+            [(t.name, t.origin, f"{t.replies} replies") for t in unfinished],
+            unused_said="never used by any test (assert_all_used=session)",
+            unfinished_said="whose replies no test played to the end",
+            advice="Use them, remove them, or mark them `optional: true`.",
+        )
 
     def checked_rules(self) -> int:
         return sum(t.checked for t in self.tallies.values())
