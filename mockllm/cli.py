@@ -229,10 +229,8 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     where = ", ".join(str(p) for p in paths)
     print(f"mockllm: {len(engine.router.rules)} rule(s) from {where}", file=sys.stderr)
-    warning = exposure_warning(host, port)
+    warning = exposure_warning(host, port, checks_key=args.require_api_key is not None)
     if warning:
-        if args.require_api_key is not None:  # the warning's "checks no API key" is not so then
-            warning = warning.replace("mockllm checks no API key", "mockllm asks for the --require-api-key key")
         print(warning, file=sys.stderr)
         if args.admin_token is None:
             print(
@@ -240,6 +238,7 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     print(f"mockllm: OPENAI_BASE_URL={base_url(host, port)}", file=sys.stderr)
+    print(f"mockllm: the inspector: {base_url(host, port).removesuffix('/v1')}/_mockllm/", file=sys.stderr)
     run(engine, sock, access_log=args.access_log, shutdown_grace=args.shutdown_grace, admin_token=args.admin_token)
     return 0
 
@@ -299,8 +298,9 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def exposure_warning(host: str, port: int) -> str | None:
-    """One line for a bound address beyond loopback, saying who can reach what, and how to restrict it."""
+def exposure_warning(host: str, port: int, *, checks_key: bool = False) -> str | None:
+    """One line for a bound address beyond loopback, saying who can reach what, and how to restrict it
+    (`checks_key`: serve asks for the --require-api-key key)."""
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) is no part of it
     except ValueError:
@@ -312,9 +312,14 @@ def exposure_warning(host: str, port: int) -> str | None:
         where = "every network interface" + (" (IPv6 and IPv4)" if address.version == 6 and _dual_stack() else "")
     else:
         where = f"the network of {host}"
+    who = (
+        "anyone who can reach this port gets answers, and mockllm asks for the --require-api-key key"
+        if checks_key
+        else "anyone who can reach this port gets answers, and mockllm checks no API key"
+    )
     return (
-        f"mockllm: warning: listening on {_host_port(host, port)}, {where}: anyone who can reach this port gets "
-        "answers, and mockllm checks no API key; use --host 127.0.0.1 (the default) to keep it to this machine"
+        f"mockllm: warning: listening on {_host_port(host, port)}, {where}: {who}; use --host 127.0.0.1 "
+        "(the default) to keep it to this machine"
     )
 
 

@@ -290,6 +290,9 @@ def test_other_hosts_get_one_line_saying_what_is_exposed(host: str, where: str) 
     assert warning.startswith(f"mockllm: warning: listening on {shown}, {where}")
     assert "anyone who can reach this port gets answers" in warning and "checks no API key" in warning
     assert "--host 127.0.0.1" in warning  # how to restrict it
+    keyed = exposure_warning(host, 8000, checks_key=True)
+    assert keyed is not None and "checks no API key" not in keyed
+    assert "anyone who can reach this port gets answers, and mockllm asks for the --require-api-key key" in keyed
 
 
 def test_ipv6_urls_are_bracketed() -> None:
